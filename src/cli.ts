@@ -1,1 +1,98 @@
-export {};
+#!/usr/bin/env node
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from './config.js';
+import { startConcierge, type Concierge } from './concierge.js';
+import { runDemo } from './demo.js';
+import { packageRoot } from './package-root.js';
+import { TenantDirectory, type Protocol } from './tenants.js';
+
+const program = new Command('concierge').description('Protocol-aware front proxy for shared hosting (POP3; FTP and SMTP to come)');
+
+/** Prints a config problem list and exits 1; rethrows anything else. */
+function exitOnConfigError(err: unknown): never {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}
+
+/** SIGINT/SIGTERM close gracefully; SIGHUP re-reads the tenants (an invalid file keeps the running one). */
+function handleSignals(concierge: Concierge, configFile: string, extra: () => Promise<void> = async () => {}): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    concierge.logger.info('stopping', { signal });
+    void Promise.all([concierge.close(), extra()]).then(() => process.exit(0));
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => {
+    loadConfig(configFile).then(
+      (config) => concierge.reloadTenants(config),
+      (err: unknown) => concierge.logger.error('reload refused, keeping the running tenants', { problems: err instanceof ConfigError ? err.problems : [String(err)] }),
+    );
+  });
+}
+
+program
+  .command('start')
+  .description('run the listeners of a config file')
+  .requiredOption('-c, --config <file>', 'tenants.json to serve')
+  .action(async (opts: { config: string }) => {
+    const config = await loadConfig(opts.config).catch(exitOnConfigError);
+    const concierge = await startConcierge(config);
+    handleSignals(concierge, opts.config);
+  });
+
+program
+  .command('check')
+  .description('validate a config file: every problem with its JSON path, exit status 1 on any')
+  .requiredOption('-c, --config <file>', 'tenants.json to check')
+  .action(async (opts: { config: string }) => {
+    const config = await loadConfig(opts.config).catch(exitOnConfigError);
+    process.stdout.write(`${opts.config}: ok (${config.listeners.length} listener(s), ${config.tenants.length} tenant(s))\n`);
+  });
+
+program
+  .command('route')
+  .description('explain where a login would go, without connecting')
+  .argument('<login>', 'login name, e.g. alice@a.example')
+  .addOption(new Option('-p, --protocol <protocol>', 'protocol').choices(['pop3', 'ftp', 'smtp', 'imap']).default('pop3'))
+  .requiredOption('-c, --config <file>', 'tenants.json to read')
+  .option('-l, --local-address <ip>', 'the address the client dialled (for logins without a domain)')
+  .action(async (login: string, opts: { protocol: Protocol; config: string; localAddress?: string }) => {
+    const config = await loadConfig(opts.config).catch(exitOnConfigError);
+    const decision = new TenantDirectory(config).explain(login, opts.protocol, opts.localAddress);
+    if ('reason' in decision) {
+      process.stdout.write(`${login} (${opts.protocol}): no route: ${decision.reason}\n  the client would get the same reply as for a wrong password\n`);
+      process.exit(1);
+    }
+    const { route } = decision;
+    const lines = [
+      `${login} (${opts.protocol})`,
+      `  tenant:          ${route.tenant.domain} (matched by ${route.matchedBy})`,
+      `  backends:        ${route.backends.map((b) => `${b.host}:${b.port}`).join(', ')} (tried in this order)`,
+      `  source address:  ${route.tenant.sourceAddress ?? '(any: no sourceAddress set)'}`,
+      `  backend user:    ${route.backendUser} (backendUser: ${route.tenant.backendUser})`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+program
+  .command('demo', { isDefault: false })
+  .description('run the embedded demo: the demo tenants with their own small POP3 backends')
+  .option('-c, --config <file>', 'demo config', path.join(packageRoot(), 'tenants.json'))
+  .action(async (opts: { config: string }) => {
+    const config = await loadConfig(opts.config).catch(exitOnConfigError);
+    const demo = await runDemo(config);
+    process.stdout.write(demo.instructions);
+    handleSignals(demo.concierge, opts.config, demo.stopBackends);
+  });
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`concierge: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,117 @@
+import type { LineChannel } from '../../src/line-channel.js';
+import { parseLogin } from '../../src/login.js';
+import { redactCommand } from '../../src/log.js';
+import type { LoginContext, LoginRequest } from '../types.js';
+import { PRE_LOGIN_CAPABILITIES } from './replies.js';
+import { decodePlain } from './sasl-plain.js';
+
+/**
+ * The AUTHORIZATION state of RFC 1939 §4 as Concierge plays it: the client names itself with
+ * USER + PASS, or AUTH PLAIN (RFC 5034), and Concierge keeps the credentials for the backend.
+ * `userGiven` is AUTHORIZATION after a successful USER, the only state where PASS is valid.
+ */
+type State = 'authorization' | 'userGiven';
+
+interface Dialogue {
+  state: State;
+  user?: string;
+}
+
+/** What a command leads to: stay in the dialogue, hand credentials over, or end it. */
+type Outcome = { next: State } | { login: LoginRequest } | { quit: true };
+
+type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue) => Promise<Outcome> | Outcome;
+
+/** RFC 5034 §4: a SASL response line may exceed the 255-octet command limit. */
+const MAX_SASL_LINE = 2048;
+
+const capa: Handler = (_arg, client, _ctx, d) => {
+  client.write(`+OK Capability list follows\r\n${PRE_LOGIN_CAPABILITIES.join('\r\n')}\r\n.\r\n`);
+  return { next: d.state };
+};
+
+const quit: Handler = (_arg, client) => {
+  client.write('+OK Bye\r\n');
+  return { quit: true };
+};
+
+const user: Handler = (arg, client, ctx, d) => {
+  if (!parseLogin(arg, [])) {
+    ctx.reject('syntax', 'USER without a valid name');
+    return { next: 'authorization' };
+  }
+  d.user = arg;
+  client.write('+OK\r\n');
+  return { next: 'userGiven' };
+};
+
+const pass: Handler = (arg, _client, ctx, d) => {
+  if (arg.length === 0 || d.user === undefined) {
+    ctx.reject('syntax', 'PASS without a password');
+    return { next: d.state };
+  }
+  return { login: { name: d.user, secret: arg, method: 'USER' } };
+};
+
+const auth: Handler = async (arg, client, ctx, d) => {
+  const [mechanism = '', initial, extra] = arg.split(' ');
+  if (mechanism.toUpperCase() !== 'PLAIN' || extra !== undefined) {
+    ctx.reject('syntax', 'AUTH mechanism not offered', '-ERR Unsupported authentication mechanism\r\n');
+    return { next: d.state };
+  }
+  let response = initial;
+  if (response === undefined) {
+    client.write('+ \r\n');
+    const event = await client.next({ maxLineLength: MAX_SASL_LINE });
+    if (event.kind !== 'line') {
+      ctx.reject(event.kind === 'tooLong' ? 'lineTooLong' : 'syntax', 'bad SASL response line');
+      return { next: 'authorization' };
+    }
+    response = event.line;
+  }
+  if (response === '*') {
+    client.write('-ERR Authentication cancelled\r\n');
+    return { next: 'authorization' };
+  }
+  // RFC 5034 §4: "=" is an empty initial response; PLAIN cannot be empty.
+  const plain = response === '=' ? undefined : decodePlain(response);
+  if (!plain || (plain.authzid !== '' && plain.authzid !== plain.authcid) || !parseLogin(plain.authcid, [])) {
+    ctx.reject('syntax', 'malformed SASL PLAIN response');
+    return { next: 'authorization' };
+  }
+  return { login: { name: plain.authcid, secret: plain.password, method: 'PLAIN' } };
+};
+
+/** RFC 1939 §4 commands valid before login, per state; everything else is badSequence. */
+const commands = {
+  authorization: { CAPA: capa, USER: user, AUTH: auth, QUIT: quit },
+  userGiven: { CAPA: capa, USER: user, PASS: pass, AUTH: auth, QUIT: quit },
+} satisfies Record<State, Record<string, Handler>>;
+
+/** Runs AUTHORIZATION until credentials arrive or the client quits. */
+export async function readPop3Login(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
+  const d: Dialogue = { state: 'authorization' };
+  const debug = ctx.log.isDebugEnabled();
+  for (;;) {
+    const event = await client.next();
+    if (event.kind !== 'line') {
+      ctx.reject(event.kind === 'tooLong' ? 'lineTooLong' : 'syntax', event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line');
+      continue;
+    }
+    if (debug) ctx.log.debug('client command', { line: redactCommand(event.line) });
+    const space = event.line.indexOf(' ');
+    const verb = (space < 0 ? event.line : event.line.slice(0, space)).toUpperCase();
+    const arg = space < 0 ? '' : event.line.slice(space + 1);
+    const table: Record<string, Handler | undefined> = commands[d.state];
+    const handler = table[verb];
+    if (!handler) {
+      const known = verb in commands.userGiven || /^(STAT|LIST|RETR|DELE|NOOP|RSET|TOP|UIDL|APOP|STLS)$/.test(verb);
+      ctx.reject(known ? 'badSequence' : 'syntax', known ? `${verb} before login` : 'unknown command');
+      continue;
+    }
+    const outcome = await handler(arg, client, ctx, d);
+    if ('login' in outcome) return outcome.login;
+    if ('quit' in outcome) return undefined;
+    d.state = outcome.next;
+  }
+}

@@ -1,0 +1,61 @@
+import { protocolModules } from '../proxies/index.js';
+import { type Config, effectiveLimits } from './config.js';
+import { Listener } from './listener.js';
+import { createLogger, type Logger } from './log.js';
+import type { SessionOutcome } from './session.js';
+import { TenantDirectory } from './tenants.js';
+
+/** Bytes and sessions per tenant since start (what `session closed` log lines add up to). */
+export interface TenantTraffic {
+  sessions: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/** A running instance: its listeners, its tenant directory, its counters. */
+export interface Concierge {
+  readonly listeners: readonly Listener[];
+  readonly traffic: ReadonlyMap<string, TenantTraffic>;
+  readonly logger: Logger;
+  /** Swaps the tenant directory atomically: new logins see the new tenants, open sessions are untouched. */
+  reloadTenants(config: Config): void;
+  close(): Promise<void>;
+}
+
+/** Opens every configured listener. Rejects (closing what it opened) if one cannot bind. */
+export async function startConcierge(config: Config, options: { logger?: Logger } = {}): Promise<Concierge> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  let directory = new TenantDirectory(config);
+  const traffic = new Map<string, TenantTraffic>();
+  const count = (outcome: SessionOutcome) => {
+    if (!outcome.tenant) return;
+    const t = traffic.get(outcome.tenant) ?? { sessions: 0, bytesUp: 0, bytesDown: 0 };
+    t.sessions++;
+    t.bytesUp += outcome.bytesUp;
+    t.bytesDown += outcome.bytesDown;
+    traffic.set(outcome.tenant, t);
+  };
+  const listeners = config.listeners.map((l) => {
+    const module = protocolModules[l.protocol];
+    if (!module) throw new Error(`no protocol module for ${l.protocol}`);
+    return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count });
+  });
+  try {
+    for (const listener of listeners) await listener.listen();
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close().catch(() => {})));
+    throw err;
+  }
+  return {
+    listeners,
+    traffic,
+    logger,
+    reloadTenants(next) {
+      directory = new TenantDirectory(next);
+      logger.info('tenants reloaded', { tenants: next.tenants.length });
+    },
+    async close() {
+      await Promise.all(listeners.map((l) => l.close()));
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Thrown by loadConfig: every problem, each naming its JSON path. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[], readonly file?: string) {
+    super(`${file ?? 'config'}: ${problems.length} problem(s)\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
+const host = z.union([z.ipv4(), z.ipv6(), z.hostname()], { error: 'must be an IP address or a host name' });
+const listenPort = z.int({ error: 'must be an integer port' }).min(0).max(65535);
+const backendPort = z.int({ error: 'must be an integer port' }).min(1).max(65535);
+const ms = z.int().positive();
+const domain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .pipe(z.hostname({ error: 'must be a domain name' }));
+/** Text that ends up inside a protocol line: one line, printable. */
+const lineText = z.string().min(1).max(200).regex(/^[\x20-\x7e]+$/, { error: 'must be printable ASCII on one line' });
+
+/**
+ * Timeouts and limits, named by phase with their unit. Defaults follow the RFCs
+ * and what dovecot / nginx ship with (RFC 1939 §3: an idle timer of at least 10 minutes).
+ */
+export const limitsSchema = z.strictObject({
+  /** Dial one backend: TCP connect only. */
+  connectTimeoutMs: ms.default(5_000),
+  /** Wait for each reply of a backend while replaying the login. */
+  backendReplyTimeoutMs: ms.default(10_000),
+  /** Whole pre-login dialogue, from accept to the backend's verdict. */
+  loginTimeoutMs: ms.default(60_000),
+  /** Spliced session with no byte in either direction. */
+  idleTimeoutMs: ms.default(600_000),
+  /** Longest command line, CRLF included; default per protocol (POP3: 255, RFC 2449). */
+  maxLineLength: z.int().min(32).max(65_536).optional(),
+  /** Bad commands before the session is closed. */
+  maxErrors: z.int().min(1).max(1_000).default(10),
+  /** Failed logins before the session is closed. */
+  maxLoginAttempts: z.int().min(1).max(100).default(3),
+  /** Every failed login is answered this long after the client's last login line. */
+  authFailDelayMs: z.int().min(0).max(60_000).default(2_000),
+});
+export type Limits = z.infer<typeof limitsSchema>;
+
+const backendSchema = z.strictObject({ host, port: backendPort });
+export type Backend = z.infer<typeof backendSchema>;
+
+const listenerSchema = z.strictObject({
+  protocol: z.enum(['pop3'], { error: 'protocol must be "pop3" (FTP and SMTP come later)' }),
+  address: ipAddress,
+  port: listenPort,
+  /** Text after "+OK " in the greeting; never a software version. */
+  banner: lineText.optional(),
+  limits: limitsSchema.partial().optional(),
+});
+export type ListenerConfig = z.infer<typeof listenerSchema>;
+
+const tenantSchema = z.strictObject({
+  domain,
+  aliases: z.array(domain).default([]),
+  /** The tenant's virtual IP: every backend connection of the tenant is bound to it. */
+  sourceAddress: ipAddress.optional(),
+  /** A connection arriving on one of these belongs to this tenant even without a domain in the login. */
+  localAddresses: z.array(ipAddress).default([]),
+  backendUser: z.enum(['local', 'full']).default('local'),
+  backends: z
+    .strictObject({
+      pop3: z.array(backendSchema).default([]),
+      ftp: z.array(backendSchema).default([]),
+      smtp: z.array(backendSchema).default([]),
+      imap: z.array(backendSchema).default([]),
+    })
+    .prefault({}),
+});
+export type TenantConfig = z.infer<typeof tenantSchema>;
+
+const demoPop3ServerSchema = z.strictObject({
+  address: ipAddress.default('127.0.0.1'),
+  port: backendPort,
+  /** Folder with a `passwd` file and one Maildir per user; relative to the config file. */
+  maildir: z.string().min(1),
+});
+
+export const configSchema = z.strictObject({
+  login: z.strictObject({ separators: z.array(z.string().min(1).max(4).regex(/^[^\x00-\x20\x7f]+$/)).min(1).default(['@']) }).prefault({}),
+  log: z.strictObject({ level: z.enum(['error', 'warn', 'info', 'debug']).default('info') }).prefault({}),
+  limits: limitsSchema.prefault({}),
+  listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
+  tenants: z.array(tenantSchema).default([]),
+  /** Backends that `concierge demo` starts in-process (the repository's small POP3 server). */
+  demo: z.strictObject({ pop3Servers: z.array(demoPop3ServerSchema).default([]) }).optional(),
+});
+export type Config = z.infer<typeof configSchema>;
+
+/** Limits in force on one listener: the listener's own over the top-level ones. */
+export function effectiveLimits(config: Config, listener: ListenerConfig): Limits {
+  return { ...config.limits, ...listener.limits };
+}
+
+/** `listeners[0].port` from zod's path array. */
+function formatPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const key of p) out += typeof key === 'number' ? `[${key}]` : out ? `.${String(key)}` : String(key);
+  return out || '(root)';
+}
+
+function crossCheck(config: Config): string[] {
+  const problems: string[] = [];
+  const owners = new Map<string, string>();
+  const addresses = new Map<string, string>();
+  config.tenants.forEach((t, i) => {
+    const names = [[`tenants[${i}].domain`, t.domain], ...t.aliases.map((a, j) => [`tenants[${i}].aliases[${j}]`, a])] as const;
+    for (const [where, name] of names) {
+      const first = owners.get(name);
+      if (first) problems.push(`${where}: "${name}" is already used at ${first}`);
+      else owners.set(name, where);
+    }
+    t.localAddresses.forEach((a, j) => {
+      const first = addresses.get(a);
+      if (first) problems.push(`tenants[${i}].localAddresses[${j}]: ${a} is already used at ${first}`);
+      else addresses.set(a, `tenants[${i}].localAddresses[${j}]`);
+    });
+  });
+
+  const wildcard = (a: string) => a === '0.0.0.0' || a === '::';
+  config.listeners.forEach((l, i) => {
+    config.listeners.slice(0, i).forEach((m, j) => {
+      const sameFamily = isIP(l.address) === isIP(m.address);
+      if (l.port !== 0 && l.port === m.port && (l.address === m.address || (sameFamily && (wildcard(l.address) || wildcard(m.address))))) {
+        problems.push(`listeners[${i}]: ${l.address}:${l.port} overlaps listeners[${j}] (${m.address}:${m.port})`);
+      }
+    });
+    const lim = effectiveLimits(config, l);
+    const where = l.limits ? `listeners[${i}].limits` : 'limits';
+    // A phase must fit inside the phase that contains it, or its own timer can never fire.
+    if (lim.connectTimeoutMs >= lim.loginTimeoutMs) problems.push(`${where}.connectTimeoutMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
+    if (lim.backendReplyTimeoutMs >= lim.loginTimeoutMs) problems.push(`${where}.backendReplyTimeoutMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
+    if (lim.authFailDelayMs >= lim.loginTimeoutMs) problems.push(`${where}.authFailDelayMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
+    if (lim.loginTimeoutMs > lim.idleTimeoutMs) problems.push(`${where}.loginTimeoutMs: must not exceed idleTimeoutMs (${lim.idleTimeoutMs})`);
+  });
+
+  config.demo?.pop3Servers.forEach((d, i) => {
+    const clash = config.listeners.findIndex((l) => l.port === d.port);
+    if (clash >= 0) problems.push(`demo.pop3Servers[${i}].port: ${d.port} is also listeners[${clash}].port`);
+  });
+  return problems;
+}
+
+/**
+ * Validates a parsed tenants.json. Relative demo paths are resolved against `baseDir`.
+ * Throws ConfigError listing every problem.
+ */
+export function parseConfig(raw: unknown, baseDir = process.cwd(), file?: string): Config {
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`), file);
+  }
+  const problems = crossCheck(result.data);
+  if (problems.length > 0) throw new ConfigError(problems, file);
+  const config = result.data;
+  config.demo?.pop3Servers.forEach((d) => (d.maildir = path.resolve(baseDir, d.maildir)));
+  return config;
+}
+
+/** Reads and validates a tenants.json file. */
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`(file): cannot read: ${(err as Error).message}`], file);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError([`(root): not valid JSON: ${(err as Error).message}`], file);
+  }
+  return parseConfig(raw, path.dirname(path.resolve(file)), file);
+}

@@ -1,0 +1,59 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { DemoPop3Server } from '../demo/pop3-server.js';
+import type { Config } from './config.js';
+import { startConcierge, type Concierge } from './concierge.js';
+
+/** A running demo: Concierge plus the in-process backends its config names. */
+export interface Demo {
+  readonly concierge: Concierge;
+  readonly instructions: string;
+  stopBackends(): Promise<void>;
+}
+
+/** `user:password` pairs of a demo maildir, to print working commands. */
+async function demoUsers(maildir: string): Promise<Array<[string, string]>> {
+  const text = await readFile(path.join(maildir, 'passwd'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.includes(':') && !l.startsWith('#'))
+    .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+}
+
+/** Starts the config's demo POP3 servers, then Concierge, and says how to try it. */
+export async function runDemo(config: Config): Promise<Demo> {
+  const servers = (config.demo?.pop3Servers ?? []).map((d) => ({ d, server: new DemoPop3Server({ maildir: d.maildir, host: d.address, port: d.port }) }));
+  const stopBackends = async () => {
+    await Promise.all(servers.map(({ server }) => server.close()));
+  };
+  try {
+    for (const { server } of servers) await server.listen();
+  } catch (err) {
+    await stopBackends();
+    throw err;
+  }
+  const concierge = await startConcierge(config).catch(async (err: unknown) => {
+    await stopBackends();
+    throw err;
+  });
+
+  const out = ['', 'Concierge demo is running.'];
+  for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} front door: ${l.config.address}:${l.address().port}`);
+  for (const t of config.tenants) {
+    const backends = t.backends.pop3.map((b) => `${b.host}:${b.port}`).join(', ');
+    out.push(`  tenant ${t.domain}: POP3 backend ${backends}, dialled from ${t.sourceAddress ?? 'any address'}`);
+  }
+  const pop3 = concierge.listeners.find((l) => l.config.protocol === 'pop3');
+  if (pop3) {
+    out.push('', 'Try it (same user name, two tenants, two mailboxes):');
+    for (const { d } of servers) {
+      const tenant = config.tenants.find((t) => t.backends.pop3.some((b) => b.port === d.port));
+      if (!tenant) continue;
+      for (const [user, password] of await demoUsers(d.maildir)) {
+        out.push(`  curl -u '${user}@${tenant.domain}:${password}' pop3://${pop3.config.address}:${pop3.address().port}/1`);
+      }
+    }
+  }
+  out.push('', 'Logs follow as JSON lines. Ctrl-C stops.', '');
+  return { concierge, instructions: out.join('\n') + '\n', stopBackends };
+}

@@ -1,0 +1,150 @@
+import type { Socket } from 'node:net';
+import { BackendError, ClientGoneError } from './errors.js';
+
+/** One framed line, or what went wrong with it. Lines are latin1 strings: every byte kept as is. */
+export type LineEvent =
+  | { readonly kind: 'line'; readonly line: string }
+  /** Longer than the limit: the rest of that line is discarded unseen. */
+  | { readonly kind: 'tooLong' }
+  /** Contains NUL or a bare CR: never to be forwarded into another protocol line. */
+  | { readonly kind: 'invalid' };
+
+const LF = 0x0a;
+const CR = 0x0d;
+/** Bytes kept unread before the socket is paused: pipelined commands wait in the kernel, not here. */
+const MAX_BUFFERED = 64 * 1024;
+
+/**
+ * CRLF framing over a socket for the login phase. Lines are parsed only when asked for,
+ * so `release()` hands back exactly the bytes not yet consumed (pipelined commands).
+ */
+export class LineChannel {
+  private buffer: Buffer = Buffer.alloc(0);
+  private discarding = false;
+  private ended: Error | undefined;
+  private wake: (() => void) | undefined;
+  private released = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly side: 'client' | 'backend',
+    private readonly maxLineLength: number,
+  ) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    if (this.buffer.length > MAX_BUFFERED) this.socket.pause();
+    this.notify();
+  };
+
+  private readonly onEnd = (): void => {
+    this.ended ??= this.closedError('closed the connection');
+    this.notify();
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.ended ??= this.closedError(`connection error: ${(err as NodeJS.ErrnoException).code ?? err.message}`, err);
+    this.notify();
+  };
+
+  private closedError(message: string, cause?: unknown): Error {
+    return this.side === 'client'
+      ? new ClientGoneError(cause ? 'CLIENT_ERROR' : 'CLIENT_CLOSED', `client ${message}`, { cause })
+      : new BackendError('BACKEND_CLOSED', `backend ${message}`, { cause });
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  private consume(n: number): void {
+    this.buffer = this.buffer.subarray(n);
+    if (this.buffer.length <= MAX_BUFFERED / 2 && this.socket.isPaused() && !this.released) this.socket.resume();
+  }
+
+  /** Takes the next complete line out of the buffer, or undefined when more bytes are needed. */
+  private take(limit: number): LineEvent | undefined {
+    for (;;) {
+      const lf = this.buffer.indexOf(LF);
+      if (this.discarding) {
+        if (lf < 0) {
+          this.consume(this.buffer.length);
+          return undefined;
+        }
+        this.consume(lf + 1);
+        this.discarding = false;
+        continue;
+      }
+      if (lf < 0) {
+        if (this.buffer.length < limit) return undefined;
+        this.consume(this.buffer.length);
+        this.discarding = true;
+        return { kind: 'tooLong' };
+      }
+      const line = this.buffer.subarray(0, lf > 0 && this.buffer[lf - 1] === CR ? lf - 1 : lf);
+      this.consume(lf + 1);
+      if (lf + 1 > limit) return { kind: 'tooLong' };
+      if (line.includes(0) || line.includes(CR)) return { kind: 'invalid' };
+      return { kind: 'line', line: line.toString('latin1') };
+    }
+  }
+
+  /**
+   * The next line. Rejects with ClientGoneError / BackendError when the peer goes away,
+   * or BackendError BACKEND_TIMEOUT when `timeoutMs` passes first.
+   */
+  async next(options: { timeoutMs?: number; maxLineLength?: number } = {}): Promise<LineEvent> {
+    const limit = options.maxLineLength ?? this.maxLineLength;
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    try {
+      for (;;) {
+        const event = this.take(limit);
+        if (event) return event;
+        if (this.ended) throw this.ended;
+        if (timedOut) throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options.timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          if (options.timeoutMs !== undefined && !timer) {
+            timer = setTimeout(() => {
+              timedOut = true;
+              this.notify();
+            }, options.timeoutMs);
+          }
+        });
+      }
+    } finally {
+      if (timer) clearTimeout(timer);
+    }
+  }
+
+  /** Writes one whole line in a single write (ftp-srv-style peers split per segment). */
+  writeLine(line: string): void {
+    this.socket.write(`${line}\r\n`, 'latin1');
+  }
+
+  /** Writes text as is (multi-line replies carry their own CRLFs). */
+  write(text: string): void {
+    this.socket.write(text, 'latin1');
+  }
+
+  /** Stops framing and returns the bytes received but not consumed; the socket is left paused. */
+  release(): Buffer {
+    this.released = true;
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
+    this.socket.off('error', this.onError);
+    this.socket.pause();
+    const rest = this.buffer;
+    this.buffer = Buffer.alloc(0);
+    return rest;
+  }
+}

@@ -1,0 +1,235 @@
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { LoginContext, LoginRequest, ProtocolModule, Verdict } from '../proxies/types.js';
+import type { Limits } from './config.js';
+import { dialBackend } from './dial.js';
+import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
+import { LineChannel } from './line-channel.js';
+import type { Logger } from './log.js';
+import { splice } from './splice.js';
+import type { Route, TenantDirectory } from './tenants.js';
+import { unmapIPv4 } from './tenants.js';
+
+/** What a listener hands each of its sessions. */
+export interface SessionDeps {
+  readonly module: ProtocolModule;
+  /** Read at each login, so a reloaded directory applies to the next login. */
+  readonly directory: () => TenantDirectory;
+  readonly limits: Limits;
+  readonly banner: string | undefined;
+  readonly logger: Logger;
+  /** Called once, when the client's and the backend's sockets have both closed. */
+  readonly onDone?: (session: Session, outcome: SessionOutcome) => void;
+}
+
+/** How a session ended, for counters and tests. */
+export interface SessionOutcome {
+  readonly reason: string;
+  readonly tenant: string | undefined;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+}
+
+/** A backend that accepted the login, still framed by its LineChannel. */
+interface LoggedIn {
+  readonly socket: Socket;
+  readonly channel: LineChannel;
+  readonly verdict: Verdict & { ok: true };
+}
+
+/** Bytes of a backend's greeting or reply line, generous: the backend is trusted more than clients. */
+const BACKEND_MAX_LINE = 8192;
+/** After a goodbye line, how long the client may take to close before its socket is destroyed. */
+const GOODBYE_LINGER_MS = 2_000;
+
+let counter = 0;
+const sidPrefix = process.pid.toString(36);
+
+/**
+ * One client connection from accept to close: login dialogue, backend dial and replay,
+ * splice. `close()` is the only way out, and it runs once.
+ */
+export class Session {
+  readonly id = `${sidPrefix}-${(++counter).toString(36)}`;
+  private phase: 'login' | 'spliced' | 'closed' = 'login';
+  private log: Logger;
+  private errors = 0;
+  private tenant: string | undefined;
+  private backend: Socket | undefined;
+  private readonly abort = new AbortController();
+  private readonly loginTimer: NodeJS.Timeout;
+  private readonly startedAt = Date.now();
+  private openSockets = 1;
+  private outcome: SessionOutcome | undefined;
+  private reported = false;
+
+  constructor(
+    private readonly client: Socket,
+    private readonly deps: SessionDeps,
+  ) {
+    // ws's lesson: the error handler goes on before anything else can fail.
+    client.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
+    client.on('close', () => {
+      if (this.phase === 'login') this.close('client closed');
+      this.socketClosed();
+    });
+    this.log = deps.logger.child({ sid: this.id, proto: deps.module.name, client: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` });
+    this.loginTimer = setTimeout(() => this.close('login timeout', 'timeout'), deps.limits.loginTimeoutMs);
+  }
+
+  /** Greets the client and runs the session to its end; never rejects. */
+  start(): void {
+    this.log.info('connected', { local: `${unmapIPv4(this.client.localAddress ?? '?')}:${this.client.localPort}` });
+    this.run().catch((err: unknown) => this.fail(err));
+  }
+
+  /** Ends the session at once, with the protocol's goodbye if it is still in the login phase. */
+  shutdown(): void {
+    this.close('shutting down', this.phase === 'login' ? 'shuttingDown' : undefined);
+  }
+
+  private async run(): Promise<void> {
+    const { module, limits } = this.deps;
+    const clientChannel = new LineChannel(this.client, 'client', limits.maxLineLength ?? module.maxLineLength);
+    const ctx = this.loginContext();
+    this.client.write(module.greeting(this.deps.banner));
+    for (let attempt = 1; ; attempt++) {
+      const login = await module.readLogin(clientChannel, ctx);
+      if (!login) return this.close('quit', undefined, true);
+      const answerAt = Date.now() + limits.authFailDelayMs;
+      const route = this.deps.directory().resolve(login.name, module.name, this.client.localAddress);
+      const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
+        ? await this.loginToBackends(route, login, ctx)
+        : { ok: false, reason: 'unknownTenant' };
+      this.ensureOpen();
+      if ('socket' in result) return this.spliceWith(clientChannel, result, login);
+
+      this.log.info('login failed', { user: login.name, reason: result.reason, attempt });
+      // An unknown domain, user or password: one reply, one text, one delay.
+      await sleep(answerAt - Date.now(), undefined, { signal: this.abort.signal });
+      const reply = result.reason === 'tempFailure' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
+      if (attempt >= limits.maxLoginAttempts) return this.close('too many login attempts', undefined, false, reply);
+      this.client.write(reply);
+    }
+  }
+
+  /** Tries each backend of the route in order: dial from the tenant's address, replay the login. */
+  private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure'; reply?: string }> {
+    this.tenant = route.tenant.domain;
+    this.log = this.log.child({ tenant: this.tenant });
+    for (const backend of route.backends) {
+      const where = `${backend.host}:${backend.port}`;
+      let socket: Socket | undefined;
+      try {
+        socket = await dialBackend(backend, route.tenant.sourceAddress, this.deps.limits.connectTimeoutMs, this.abort.signal);
+        this.backend = socket;
+        this.openSockets++;
+        socket.once('close', () => this.socketClosed());
+        socket.on('error', () => {}); // the channel and splice report errors; this keeps a late one from crashing us
+        const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE);
+        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx);
+        if (verdict.ok) {
+          this.log = this.log.child({ backend: where });
+          return { socket, channel, verdict };
+        }
+        this.dropBackend();
+        return verdict;
+      } catch (err) {
+        this.dropBackend();
+        if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
+        this.log.warn('backend failed', { backend: where, source: route.tenant.sourceAddress, code: err.code, error: err.message });
+      }
+    }
+    return { ok: false, reason: 'tempFailure' };
+  }
+
+  private spliceWith(clientChannel: LineChannel, backend: LoggedIn, login: LoginRequest): void {
+    const { client } = this;
+    client.write(backend.verdict.reply);
+    const fromBackend = backend.channel.release();
+    const pipelined = clientChannel.release();
+    if (fromBackend.length > 0) client.write(fromBackend);
+    if (pipelined.length > 0) backend.socket.write(pipelined);
+    clearTimeout(this.loginTimer);
+    this.phase = 'spliced';
+    this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
+    let idle = false;
+    client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
+      idle = true;
+      client.destroy();
+      backend.socket.destroy();
+    });
+    void splice(client, backend.socket).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
+  }
+
+  private loginContext(): LoginContext {
+    return {
+      limits: this.deps.limits,
+      banner: this.deps.banner,
+      log: this.log,
+      reject: (kind: ReplyKind, why: string, reply?: string) => {
+        this.ensureOpen();
+        this.errors++;
+        this.log.info('bad command', { why, errors: this.errors });
+        if (this.errors >= this.deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
+        this.client.write(reply ?? this.deps.module.reply(kind));
+      },
+    };
+  }
+
+  private ensureOpen(): void {
+    if (this.phase === 'closed') throw new ClientGoneError('CLIENT_CLOSED', 'session already closed');
+  }
+
+  private dropBackend(): void {
+    this.backend?.destroy();
+    this.backend = undefined;
+  }
+
+  private fail(err: unknown): void {
+    if (this.phase === 'closed') return;
+    if (err instanceof ClientGoneError) return this.close('client closed');
+    if (err instanceof ConciergeError) return this.close(err.code.toLowerCase().replaceAll('_', ' '), err.kind);
+    this.log.error('unexpected error', { error: err instanceof Error ? err.stack : String(err) });
+    this.close('internal error', 'tempFailure');
+  }
+
+  /**
+   * The one close path. `kind` (or a ready `reply`) is sent as a goodbye before the client
+   * socket is ended; `polite` ends it after whatever was already written.
+   */
+  private close(reason: string, kind?: ReplyKind, polite = false, reply?: string): void {
+    if (this.phase === 'closed') return;
+    const wasSpliced = this.phase === 'spliced';
+    this.phase = 'closed';
+    clearTimeout(this.loginTimer);
+    this.abort.abort();
+    const goodbye = reply ?? (kind ? this.deps.module.reply(kind) : undefined);
+    if (!wasSpliced) this.dropBackend();
+    const { client } = this;
+    if ((goodbye || polite) && !client.destroyed && client.writable) {
+      if (goodbye) client.end(goodbye, 'latin1');
+      else client.end();
+      client.resume(); // read and drop until the client's FIN, so our last line is not lost to a reset
+      const linger = setTimeout(() => client.destroy(), GOODBYE_LINGER_MS);
+      client.once('close', () => clearTimeout(linger));
+    } else {
+      client.destroy();
+      this.backend?.destroy();
+    }
+    this.outcome = { reason, tenant: this.tenant, bytesUp: client.bytesRead, bytesDown: client.bytesWritten };
+    this.log.info('session closed', { reason, bytesUp: this.outcome.bytesUp, bytesDown: this.outcome.bytesDown, durationMs: Date.now() - this.startedAt });
+    this.reportDone();
+  }
+
+  private socketClosed(): void {
+    if (--this.openSockets === 0) this.reportDone();
+  }
+
+  /** Once closed and with no socket left open: the session holds nothing any more. */
+  private reportDone(): void {
+    if (this.openSockets > 0 || !this.outcome || this.reported) return;
+    this.reported = true;
+    this.deps.onDone?.(this, this.outcome);
+  }
+}

@@ -1,0 +1,320 @@
+import { spawn } from 'node:child_process';
+import { accessSync, constants, watch } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { basename, delimiter, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { pickAccounts, renderDovecotConfig, renderPasswdFile, type PasswdEntry } from './dovecot-config.js';
+import { writeMaildir, type MessageInput } from './maildir.js';
+
+/** One mailbox: its login, its PLAIN password and its messages in POP3 order (strings get CRLF line ends). */
+export interface DovecotUser {
+  user: string;
+  password: string;
+  messages: MessageInput[];
+}
+
+export interface DovecotOptions {
+  users: DovecotUser[];
+  /** Bound on the wait for the first POP3 greeting; default 15 000. */
+  startTimeoutMs?: number;
+}
+
+/** One login as dovecot logged it: rip is the peer address dovecot saw (no login_trusted_networks). */
+export interface DovecotLogin {
+  user: string;
+  rip: string;
+  lip?: string;
+  method?: string;
+}
+
+/** Wait until the log holds at least `atLeast` matching lines (dovecot logs asynchronously). */
+export interface LogWait {
+  atLeast?: number;
+  /** Default 5 000; on expiry the promise rejects with the log's tail. */
+  timeoutMs?: number;
+}
+
+/** A running throwaway dovecot; stop() kills it and removes `dir`. */
+export interface DovecotInstance {
+  host: '127.0.0.1';
+  port: number;
+  dir: string;
+  /** Successful logins, oldest first, from the "Login:" lines. */
+  logins(wait?: LogWait): Promise<DovecotLogin[]>;
+  /** Failed logins, from the "(auth failed, …)" lines dovecot writes when such a connection closes. */
+  failedLogins(wait?: LogWait): Promise<DovecotLogin[]>;
+  /** The whole log, for diagnostics. */
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** What a failing interop test tells whoever runs it without dovecot. */
+export const DOVECOT_MISSING =
+  'dovecot (package dovecot-pop3d) is not installed: run `sudo .ci/install-interop.sh` before `npm run test:interop`';
+
+const host = '127.0.0.1';
+const stopTimeoutMs = 10_000;
+const probeTimeoutMs = 2_000;
+const maxPortAttempts = 3;
+const loginLine = /-login: Info: Login: user=<([^>]*)>, (.*)$/;
+const failedLine = /-login: Info: Disconnected: .*?\(auth failed, [^)]*\): user=<([^>]*)>, (.*)$/;
+
+/** Where the dovecot binary is, looking at PATH and the sbin directories a non-root PATH may lack. */
+export function dovecotBinary(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin', '/sbin'];
+  for (const dir of dirs.filter((d) => d !== '')) {
+    const candidate = join(dir, 'dovecot');
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}
+
+/** True when the dovecot binary is installed. */
+export function dovecotAvailable(): boolean {
+  return dovecotBinary() !== undefined;
+}
+
+/** Starts a private dovecot POP3 server on a free 127.0.0.1 port, resolved once it has sent a greeting. */
+export async function startDovecot(options: DovecotOptions): Promise<DovecotInstance> {
+  const binary = dovecotBinary();
+  if (binary === undefined) throw new Error(DOVECOT_MISSING);
+  const names = new Set(options.users.map((u) => u.user));
+  if (names.size !== options.users.length) throw new Error('startDovecot: duplicate user names');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(binary, options);
+    } catch (err) {
+      // The free port can be taken between our probe and dovecot's bind: pick another.
+      if (!(err instanceof PortTakenError) || attempt >= maxPortAttempts) throw err;
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
+
+async function startOnce(binary: string, options: DovecotOptions): Promise<DovecotInstance> {
+  const dir = await mkdtemp(join(tmpdir(), 'concierge-dovecot-'));
+  // The auth process (internal user) and the mail processes must traverse it.
+  await chmod(dir, 0o755);
+  const logPath = join(dir, 'dovecot.log');
+  const confPath = join(dir, 'dovecot.conf');
+  try {
+    const accounts = pickAccounts();
+    const asRoot = accounts.chroot;
+    const entries: PasswdEntry[] = [];
+    for (const [i, u] of options.users.entries()) {
+      const home = join(dir, 'home', String(i));
+      await writeMaildir(home, u.messages, asRoot ? { uid: accounts.mailUid, gid: accounts.mailGid } : undefined);
+      entries.push({ user: u.user, password: u.password, home });
+    }
+    const passwdFile = join(dir, 'passwd');
+    await writeFile(passwdFile, renderPasswdFile(entries), { mode: asRoot ? 0o640 : 0o600 });
+    if (asRoot) await chown(passwdFile, 0, accounts.mailGid);
+    await mkdir(join(dir, 'state'));
+    const port = await freePort();
+    const instanceName = basename(dir);
+    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts }));
+    return await launch(binary, { dir, port, confPath, logPath, startTimeoutMs: options.startTimeoutMs ?? 15_000 });
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+interface LaunchParams {
+  dir: string;
+  port: number;
+  confPath: string;
+  logPath: string;
+  startTimeoutMs: number;
+}
+
+async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance> {
+  // Own process group: if the master ever has to be SIGKILLed, its helpers go with it.
+  const child = spawn(binary, ['-F', '-c', p.confPath], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString('utf8')).slice(-16_384);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  let exitInfo: Exit | undefined;
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('error', (error) => resolve((exitInfo = { code: null, signal: null, error })));
+    child.once('exit', (code, signal) => resolve((exitInfo = { code, signal })));
+  });
+  const pid = child.pid;
+  const killGroup = () => {
+    if (exitInfo === undefined && pid !== undefined) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  // Safety net for a test run that exits without calling stop().
+  process.once('exit', killGroup);
+
+  const readLog = () => readFile(p.logPath, 'utf8').catch(() => '');
+  try {
+    await waitForGreeting(p.port, p.startTimeoutMs, exited);
+  } catch (err) {
+    killGroup();
+    await exited;
+    process.off('exit', killGroup);
+    const log = await readLog();
+    if (/Address already in use/.test(output + log)) throw new PortTakenError(`port ${p.port} taken`);
+    throw new Error(`dovecot did not start (${(err as Error).message})\n--- output ---\n${output}\n--- log ---\n${tail(log)}`);
+  }
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      if (exitInfo === undefined) {
+        child.kill('SIGTERM');
+        // dovecot's master waits ~1 s for its log process before exiting.
+        const timer = setTimeout(killGroup, stopTimeoutMs).unref();
+        await exited;
+        clearTimeout(timer);
+      }
+      process.off('exit', killGroup);
+      await rm(p.dir, { recursive: true, force: true });
+    })());
+
+  return {
+    host,
+    port: p.port,
+    dir: p.dir,
+    logins: (wait) => waitForLines(p.dir, p.logPath, loginLine, wait),
+    failedLogins: (wait) => waitForLines(p.dir, p.logPath, failedLine, wait),
+    log: readLog,
+    stop,
+  };
+}
+
+/** A port that was free a moment ago: bind port 0, read it, close. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Retries a connect until dovecot answers "+OK"; each refused connect is what says "not yet". */
+async function waitForGreeting(port: number, timeoutMs: number, exited: Promise<Exit>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const exit = exited.then((e) => new Error(`dovecot exited early: ${e.error?.message ?? `code ${e.code}, signal ${e.signal}`}`));
+  for (let attempt = 0; ; attempt++) {
+    const outcome = await Promise.race([probeGreeting(port), exit.then((e) => ({ fatal: e }))]);
+    if (outcome === true) return;
+    if ('fatal' in outcome) throw outcome.fatal;
+    if (Date.now() >= deadline) throw new Error(`no POP3 greeting on ${host}:${port} within ${timeoutMs} ms: ${outcome.message}`);
+    // Paces the retries (5, 10, 20 … 100 ms) so they do not starve dovecot of CPU while it starts.
+    await delay(Math.min(5 * 2 ** attempt, 100));
+  }
+}
+
+function probeGreeting(port: number): Promise<true | Error> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    let buffered = '';
+    const fail = (err: Error) => {
+      socket.destroy();
+      resolve(err);
+    };
+    socket.setTimeout(probeTimeoutMs, () => fail(new Error('greeting timed out')));
+    socket.on('error', fail);
+    socket.on('close', () => resolve(new Error('closed before greeting')));
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('latin1');
+      const end = buffered.indexOf('\r\n');
+      if (end < 0) return;
+      const line = buffered.slice(0, end);
+      if (!line.startsWith('+OK')) return fail(new Error(`unexpected greeting ${JSON.stringify(line)}`));
+      socket.setTimeout(0);
+      socket.end('QUIT\r\n');
+      resolve(true);
+    });
+  });
+}
+
+function parseLines(log: string, pattern: RegExp): DovecotLogin[] {
+  const found: DovecotLogin[] = [];
+  for (const line of log.split('\n')) {
+    const m = pattern.exec(line);
+    if (m === null) continue;
+    // "method=PLAIN, rip=127.0.0.2, lip=127.0.0.1, mpid=42, secured, session=<…>"
+    const fields = new Map(
+      (m[2] ?? '').split(', ').map((kv) => {
+        const eq = kv.indexOf('=');
+        return eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
+      }),
+    );
+    const rip = fields.get('rip');
+    if (rip === undefined) continue;
+    const entry: DovecotLogin = { user: m[1] ?? '', rip };
+    const lip = fields.get('lip');
+    const method = fields.get('method');
+    if (lip !== undefined) entry.lip = lip;
+    if (method !== undefined) entry.method = method;
+    found.push(entry);
+  }
+  return found;
+}
+
+async function waitForLines(dir: string, logPath: string, pattern: RegExp, wait: LogWait = {}): Promise<DovecotLogin[]> {
+  const atLeast = wait.atLeast ?? 0;
+  const timeoutMs = wait.timeoutMs ?? 5_000;
+  const read = async () => parseLines(await readFile(logPath, 'utf8').catch(() => ''), pattern);
+  const first = await read();
+  if (first.length >= atLeast) return first;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (settle: () => void) => {
+      if (done) return;
+      done = true;
+      watcher.close();
+      clearTimeout(timer);
+      settle();
+    };
+    const check = () => {
+      read().then(
+        (entries) => {
+          if (entries.length >= atLeast) finish(() => resolve(entries));
+        },
+        (err: unknown) => finish(() => reject(err)),
+      );
+    };
+    // Watch the directory: inotify reports each append to the log inside it.
+    const watcher = watch(dir, (_event, file) => {
+      if (file === null || file === basename(logPath)) check();
+    });
+    const timer = setTimeout(() => {
+      void readFile(logPath, 'utf8')
+        .catch(() => '')
+        .then((log) => {
+          const message = `fewer than ${atLeast} lines matching ${pattern} after ${timeoutMs} ms; log tail:\n${tail(log)}`;
+          finish(() => reject(new Error(message)));
+        });
+    }, timeoutMs);
+    check(); // an append between the first read and watch() would otherwise be missed
+  });
+}
+
+function tail(log: string, lines = 20): string {
+  return log.trimEnd().split('\n').slice(-lines).join('\n');
+}
