@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, watch } from 'node:fs';
+import { accessSync, constants, rmSync, watch } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -111,6 +111,9 @@ async function startOnce(binary: string, options: DovecotOptions): Promise<Dovec
     const accounts = pickAccounts();
     const asRoot = accounts.chroot;
     const entries: PasswdEntry[] = [];
+    // Explicit modes: the caller's umask may be 077, and the mail user must traverse this.
+    await mkdir(join(dir, 'home'));
+    await chmod(join(dir, 'home'), 0o755);
     for (const [i, u] of options.users.entries()) {
       const home = join(dir, 'home', String(i));
       await writeMaildir(home, u.messages, asRoot ? { uid: accounts.mailUid, gid: accounts.mailGid } : undefined);
@@ -162,8 +165,12 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
       }
     }
   };
-  // Safety net for a test run that exits without calling stop().
-  process.once('exit', killGroup);
+  // Safety net for a test run that exits without calling stop() (a failed assertion, --test-force-exit).
+  const abandon = () => {
+    killGroup();
+    rmSync(p.dir, { recursive: true, force: true });
+  };
+  process.once('exit', abandon);
 
   const readLog = () => readFile(p.logPath, 'utf8').catch(() => '');
   try {
@@ -171,7 +178,7 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
   } catch (err) {
     killGroup();
     await exited;
-    process.off('exit', killGroup);
+    process.off('exit', abandon);
     const log = await readLog();
     if (/Address already in use/.test(output + log)) throw new PortTakenError(`port ${p.port} taken`);
     throw new Error(`dovecot did not start (${(err as Error).message})\n--- output ---\n${output}\n--- log ---\n${tail(log)}`);
@@ -187,7 +194,7 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
         await exited;
         clearTimeout(timer);
       }
-      process.off('exit', killGroup);
+      process.off('exit', abandon);
       await rm(p.dir, { recursive: true, force: true });
     })());
 
