@@ -13,6 +13,7 @@ import { LineReader } from '../demo/line-reader.js';
 import { WireEncoder, readChunkOctets } from '../demo/message-transfer.js';
 import { DemoPop3Server, type ConnectionRecord } from '../demo/pop3-server.js';
 
+const capabilities = 'USER\r\nSASL PLAIN\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n';
 const demoMaildir = fileURLToPath(new URL('../demo/maildir/', import.meta.url));
 
 /** A raw POP3 client for exact protocol checks; bodies come back unstuffed. */
@@ -23,7 +24,12 @@ class RawClient {
   private closed = false;
 
   static async connect(port: number, localAddress?: string): Promise<RawClient> {
-    const socket = net.connect({ host: '127.0.0.1', port, ...(localAddress === undefined ? {} : { localAddress }) });
+    const socket = net.connect({
+      host: '127.0.0.1',
+      port,
+      allowHalfOpen: true,
+      ...(localAddress === undefined ? {} : { localAddress }),
+    });
     const client = new RawClient(socket);
     await once(socket, 'connect');
     return client;
@@ -35,6 +41,8 @@ class RawClient {
       this.arrived.push(chunk);
       this.wakeUp?.();
     });
+    // Half-open so that a test can close its side and still read; the server's FIN ends ours.
+    socket.on('end', () => socket.end());
     socket.on('close', () => {
       this.closed = true;
       this.wakeUp?.();
@@ -77,7 +85,10 @@ class RawClient {
 
   /** Resolves once the server has closed the connection. */
   async closedByServer(): Promise<void> {
-    while (!this.closed) await this.more();
+    while (!this.closed) {
+      this.collect();
+      await this.more();
+    }
   }
 
   private collect(): Buffer {
@@ -104,7 +115,8 @@ class RawClient {
   }
 }
 
-type MaildirSpec = Record<string, { password: string; cur?: Record<string, Buffer | string>; new?: Record<string, Buffer | string> }>;
+type MaildirFiles = Record<string, Buffer | string>;
+type MaildirSpec = Record<string, { password: string; cur?: MaildirFiles; new?: MaildirFiles }>;
 
 async function makeMaildir(spec: MaildirSpec): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'demo-pop3-'));
@@ -162,10 +174,7 @@ describe('DemoPop3Server with the shipped demo mail', () => {
     assert.equal(await client.readLine(), '+OK Demo POP3 server ready');
     client.send('CAPA\r\n');
     assert.equal(await client.readLine(), '+OK Capability list follows.');
-    assert.equal(
-      (await client.readBody()).toString(),
-      'USER\r\nSASL PLAIN\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n',
-    );
+    assert.equal((await client.readBody()).toString(), capabilities);
     client.send('QUIT\r\n');
     assert.equal(await client.readLine(), '+OK Bye.');
     await client.closedByServer();
@@ -199,7 +208,14 @@ describe('DemoPop3Server with the shipped demo mail', () => {
     client.send(`AUTH PLAIN ${plain('', 'alice', 'alice-a-secret')}\r\n`);
     assert.match(await client.readLine(), /^\+OK /);
     assert.deepEqual(await loginSeen, [
-      { remoteAddress: '127.0.0.2', remotePort: client.socket.localPort, localAddress: '127.0.0.1', authenticated: true, user: 'alice', method: 'PLAIN' },
+      {
+        remoteAddress: '127.0.0.2',
+        remotePort: client.socket.localPort,
+        localAddress: '127.0.0.1',
+        authenticated: true,
+        user: 'alice',
+        method: 'PLAIN',
+      },
     ]);
     client.socket.destroy();
   });
@@ -230,7 +246,7 @@ describe('DemoPop3Server authentication', () => {
     await pop3.command('AUTH', 'PLAIN');
     const [info] = await pop3.command(plain('alice', 'alice', 'alice-b-secret'));
     assert.match(info, /^Mailbox open/);
-    assert.equal(await pop3.STAT(), '2 791');
+    assert.equal(await pop3.STAT(), '2 839');
     await pop3.QUIT();
   });
 
@@ -250,7 +266,7 @@ describe('DemoPop3Server authentication', () => {
     client.send('AUTH PLAIN\r\n');
     assert.equal(await client.readLine(), '+ ');
     client.send(`${plain('', 'alice', 'alice-b-secret')}\r\n`);
-    assert.equal(await client.readLine(), '+OK Mailbox open, 2 messages (791 octets).');
+    assert.equal(await client.readLine(), '+OK Mailbox open, 2 messages (839 octets).');
     client.send('QUIT\r\n');
     assert.equal(await client.readLine(), '+OK Bye.');
     await client.closedByServer();
@@ -317,7 +333,10 @@ describe('DemoPop3Server framing', () => {
   it('answers pipelined commands in order, bare LF included', async () => {
     const client = await RawClient.connect(port);
     await client.readLine();
-    client.send('USER alice\r\nPASS alice-a-secret\r\nSTAT\nLIST\r\nRETR 2\r\nDELE 1\r\nLIST 1\r\nRSET\r\nUIDL 1\r\nQUIT\r\n');
+    // One write, one packet; STAT ends in a bare LF.
+    client.send(
+      'USER alice\r\nPASS alice-a-secret\r\nSTAT\nLIST\r\nRETR 2\r\nDELE 1\r\nLIST 1\r\nRSET\r\nUIDL 1\r\nQUIT\r\n',
+    );
     assert.equal(await client.readLine(), '+OK Send your password.');
     assert.equal(await client.readLine(), '+OK Mailbox open, 2 messages (757 octets).');
     assert.equal(await client.readLine(), '+OK 2 757');
@@ -331,6 +350,33 @@ describe('DemoPop3Server framing', () => {
     assert.equal(await client.readLine(), '+OK 1 1700000000.M1P1.demo');
     assert.equal(await client.readLine(), '+OK Bye.');
     await client.closedByServer();
+  });
+
+  it('answers everything a client sent before half-closing, then closes', async () => {
+    const client = await RawClient.connect(port);
+    client.socket.end('USER alice\r\nPASS alice-a-secret\r\nRETR 1\r\nSTAT\r\n');
+    assert.equal(await client.readLine(), '+OK Demo POP3 server ready');
+    assert.equal(await client.readLine(), '+OK Send your password.');
+    assert.match(await client.readLine(), /^\+OK Mailbox open/);
+    assert.equal(await client.readLine(), '+OK 426 octets');
+    assert.equal((await client.readBody()).length, 426);
+    assert.equal(await client.readLine(), '+OK 2 757');
+    await client.closedByServer();
+  });
+
+  it('keeps every reply, in order, for a client that writes far ahead of reading', async () => {
+    const client = await RawClient.connect(port);
+    await client.readLine();
+    const rounds = 20_000;
+    // About 2 MB of replies: more than the socket buffers hold, so the server must wait for
+    // 'drain' and stop reading, while this client is still writing.
+    client.send('CAPA\r\nNOOP\r\n'.repeat(rounds));
+    for (let round = 0; round < rounds; round += 1) {
+      assert.equal(await client.readLine(), '+OK Capability list follows.');
+      assert.equal((await client.readBody()).toString(), capabilities);
+      assert.equal(await client.readLine(), '-ERR Command not valid in this state.');
+    }
+    client.socket.destroy();
   });
 
   it('refuses a line over 255 octets and closes', async () => {
@@ -352,6 +398,7 @@ describe('DemoPop3Server framing', () => {
     client.send('QUIT\r\n');
     assert.equal(await client.readLine(), '+OK Bye.');
     const resetter = await RawClient.connect(port);
+    await resetter.readLine();
     const gone = disconnected(server, resetter);
     resetter.socket.resetAndDestroy();
     await gone;
@@ -404,7 +451,14 @@ describe('DemoPop3Server message transfer', () => {
       Buffer.from([0xe9, 0x00, 0xff, 0x80]),
       Buffer.from('\r\nno final newline\r\n'),
     ]);
-    assert.deepEqual(sizes, [crlf('Subject: first\n\nhello\n').length, crlf(`${dotted}\n`).length, mixedWire.length, bigExpected.length, edgeExpected.length, 0]);
+    assert.deepEqual(sizes, [
+      crlf('Subject: first\n\nhello\n').length,
+      crlf(`${dotted}\n`).length,
+      mixedWire.length,
+      bigExpected.length,
+      edgeExpected.length,
+      0,
+    ]);
     client.send('RETR 3\r\nRETR 6\r\n');
     assert.equal(await client.readLine(), `+OK ${mixedWire.length} octets`);
     assert.deepEqual(await client.readBody(), mixedWire);
@@ -533,7 +587,10 @@ describe('demo line framing and wire encoding, fed Buffers directly', () => {
     const reader = new LineReader(255);
     assert.deepEqual(reader.push(Buffer.from('US')), []);
     assert.deepEqual(reader.push(Buffer.from('ER a\r')), []);
-    assert.deepEqual(reader.push(Buffer.from('\nNOOP\nX')), [{ kind: 'line', line: 'USER a' }, { kind: 'line', line: 'NOOP' }]);
+    assert.deepEqual(reader.push(Buffer.from('\nNOOP\nX')), [
+      { kind: 'line', line: 'USER a' },
+      { kind: 'line', line: 'NOOP' },
+    ]);
     assert.deepEqual(reader.push(Buffer.from('x'.repeat(253))), [{ kind: 'tooLong' }]);
     assert.deepEqual(reader.push(Buffer.from('more\r\nQUIT\r\n')), [{ kind: 'line', line: 'QUIT' }]);
     assert.deepEqual(reader.push(Buffer.from(`${'y'.repeat(253)}\r\n`)), [{ kind: 'line', line: 'y'.repeat(253) }]);
@@ -545,7 +602,8 @@ describe('demo line framing and wire encoding, fed Buffers directly', () => {
     for (let cut = 0; cut <= stored.length; cut += 1) {
       for (let cut2 = cut; cut2 <= stored.length; cut2 += 1) {
         const encoder = new WireEncoder();
-        const parts = [stored.subarray(0, cut), stored.subarray(cut, cut2), stored.subarray(cut2)].map((part) => encoder.encode(part));
+        const pieces = [stored.subarray(0, cut), stored.subarray(cut, cut2), stored.subarray(cut2)];
+        const parts = pieces.map((piece) => encoder.encode(piece));
         assert.deepEqual(Buffer.concat([...parts, encoder.finish()]), expected, `cut at ${cut} and ${cut2}`);
       }
     }
@@ -554,9 +612,11 @@ describe('demo line framing and wire encoding, fed Buffers directly', () => {
 
 /** Resolves when the server has seen this client's connection close. */
 function disconnected(server: DemoPop3Server, client: RawClient): Promise<void> {
+  // Read now: a destroyed socket no longer knows its port.
+  const port = client.socket.localPort;
   return new Promise((resolve) => {
     const onDisconnect = (record: ConnectionRecord): void => {
-      if (record.remotePort !== client.socket.localPort) return;
+      if (record.remotePort !== port) return;
       server.off('disconnect', onDisconnect);
       resolve();
     };
@@ -575,10 +635,10 @@ function sha256(data: Buffer): string {
 function generateMessage(octets: number): { stored: Buffer; wire: Buffer } {
   const stored = Buffer.alloc(octets + 256);
   const wire = Buffer.alloc(octets * 2 + 256);
-  const alphabet = Buffer.from('abcdefghijklmnopqrstuvwxyz .,:;-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\u00e9\u00fc\u00df');
+  const alphabet = Buffer.from('abcdefghijklmnopqrstuvwxyz .,:;-ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\u00e9\u00fc');
   let seed = 12345;
   const next = (): number => {
-    seed = (seed * 1103515245 + 12345) >>> 0;
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
     return seed >>> 8;
   };
   let s = stored.write('Subject: big\n\n');
@@ -610,7 +670,8 @@ function chunkEdgeMessage(): { stored: Buffer; wire: Buffer } {
   const head = 'Subject: chunk edges\n\n.first body line\n';
   const filler = (octets: number): string => `${'f'.repeat(octets - 1)}\n`;
   const firstPart = head + filler(readChunkOctets - head.length);
-  const secondPart = `.dot at the chunk edge${filler(readChunkOctets - 1 - '.dot at the chunk edge'.length)}\r\n.after\n`;
+  const edgeLine = '.dot at the chunk edge';
+  const secondPart = `${edgeLine}${filler(readChunkOctets - 1 - edgeLine.length)}\r\n.after\n`;
   const stored = Buffer.from(firstPart + secondPart);
   assert.equal(stored[readChunkOctets], 0x2e);
   assert.equal(stored[2 * readChunkOctets - 1], 0x0d);

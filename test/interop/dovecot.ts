@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, rmSync, watch } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { failedLoginLine, loginLine, tail, waitForLines, type DovecotLogin, type LogWait } from './dovecot-log.js';
 import { pickAccounts, renderDovecotConfig, renderPasswdFile, type PasswdEntry } from './dovecot-config.js';
 import { writeMaildir, type MessageInput } from './maildir.js';
+
+export type { DovecotLogin, LogWait } from './dovecot-log.js';
 
 /** One mailbox: its login, its PLAIN password and its messages in POP3 order (strings get CRLF line ends). */
 export interface DovecotUser {
@@ -19,21 +22,6 @@ export interface DovecotOptions {
   users: DovecotUser[];
   /** Bound on the wait for the first POP3 greeting; default 15 000. */
   startTimeoutMs?: number;
-}
-
-/** One login as dovecot logged it: rip is the peer address dovecot saw (no login_trusted_networks). */
-export interface DovecotLogin {
-  user: string;
-  rip: string;
-  lip?: string;
-  method?: string;
-}
-
-/** Wait until the log holds at least `atLeast` matching lines (dovecot logs asynchronously). */
-export interface LogWait {
-  atLeast?: number;
-  /** Default 5 000; on expiry the promise rejects with the log's tail. */
-  timeoutMs?: number;
 }
 
 /** A running throwaway dovecot; stop() kills it and removes `dir`. */
@@ -58,8 +46,6 @@ const host = '127.0.0.1';
 const stopTimeoutMs = 10_000;
 const probeTimeoutMs = 2_000;
 const maxPortAttempts = 3;
-const loginLine = /-login: Info: Login: user=<([^>]*)>, (.*)$/;
-const failedLine = /-login: Info: Disconnected: .*?\(auth failed, [^)]*\): user=<([^>]*)>, (.*)$/;
 
 /** Where the dovecot binary is, looking at PATH and the sbin directories a non-root PATH may lack. */
 export function dovecotBinary(): string | undefined {
@@ -203,7 +189,7 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
     port: p.port,
     dir: p.dir,
     logins: (wait) => waitForLines(p.dir, p.logPath, loginLine, wait),
-    failedLogins: (wait) => waitForLines(p.dir, p.logPath, failedLine, wait),
+    failedLogins: (wait) => waitForLines(p.dir, p.logPath, failedLoginLine, wait),
     log: readLog,
     stop,
   };
@@ -257,71 +243,4 @@ function probeGreeting(port: number): Promise<true | Error> {
       resolve(true);
     });
   });
-}
-
-function parseLines(log: string, pattern: RegExp): DovecotLogin[] {
-  const found: DovecotLogin[] = [];
-  for (const line of log.split('\n')) {
-    const m = pattern.exec(line);
-    if (m === null) continue;
-    // "method=PLAIN, rip=127.0.0.2, lip=127.0.0.1, mpid=42, secured, session=<…>"
-    const fields = new Map(
-      (m[2] ?? '').split(', ').map((kv) => {
-        const eq = kv.indexOf('=');
-        return eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
-      }),
-    );
-    const rip = fields.get('rip');
-    if (rip === undefined) continue;
-    const entry: DovecotLogin = { user: m[1] ?? '', rip };
-    const lip = fields.get('lip');
-    const method = fields.get('method');
-    if (lip !== undefined) entry.lip = lip;
-    if (method !== undefined) entry.method = method;
-    found.push(entry);
-  }
-  return found;
-}
-
-async function waitForLines(dir: string, logPath: string, pattern: RegExp, wait: LogWait = {}): Promise<DovecotLogin[]> {
-  const atLeast = wait.atLeast ?? 0;
-  const timeoutMs = wait.timeoutMs ?? 5_000;
-  const read = async () => parseLines(await readFile(logPath, 'utf8').catch(() => ''), pattern);
-  const first = await read();
-  if (first.length >= atLeast) return first;
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (settle: () => void) => {
-      if (done) return;
-      done = true;
-      watcher.close();
-      clearTimeout(timer);
-      settle();
-    };
-    const check = () => {
-      read().then(
-        (entries) => {
-          if (entries.length >= atLeast) finish(() => resolve(entries));
-        },
-        (err: unknown) => finish(() => reject(err)),
-      );
-    };
-    // Watch the directory: inotify reports each append to the log inside it.
-    const watcher = watch(dir, (_event, file) => {
-      if (file === null || file === basename(logPath)) check();
-    });
-    const timer = setTimeout(() => {
-      void readFile(logPath, 'utf8')
-        .catch(() => '')
-        .then((log) => {
-          const message = `fewer than ${atLeast} lines matching ${pattern} after ${timeoutMs} ms; log tail:\n${tail(log)}`;
-          finish(() => reject(new Error(message)));
-        });
-    }, timeoutMs);
-    check(); // an append between the first read and watch() would otherwise be missed
-  });
-}
-
-function tail(log: string, lines = 20): string {
-  return log.trimEnd().split('\n').slice(-lines).join('\n');
 }

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Pop3Command from 'node-pop3';
+import { closedPort } from './support/fake-backend.js';
+
+const root = path.join(import.meta.dirname, '..');
+const cli = path.join(root, 'src', 'cli.ts');
+
+/** Runs the CLI to completion. */
+async function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { cwd: root });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c));
+  child.stderr.on('data', (c: Buffer) => (stderr += c));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+describe('concierge CLI', () => {
+  let dir: string;
+  let demoConfig: string;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-cli-'));
+    // The repository's demo config, moved to free ports so the test never collides with a running demo.
+    const raw = JSON.parse(await readFile(path.join(root, 'tenants.json'), 'utf8'));
+    raw.listeners[0].port = 0;
+    for (const [i, server] of raw.demo.pop3Servers.entries()) {
+      server.port = await closedPort();
+      server.maildir = path.join(root, server.maildir);
+      raw.tenants[i].backends.pop3[0].port = server.port;
+    }
+    demoConfig = path.join(dir, 'demo.json');
+    await writeFile(demoConfig, JSON.stringify(raw));
+    await writeFile(path.join(dir, 'bad.json'), JSON.stringify({ listeners: [{ protocol: 'pop3', address: 'nowhere', port: 110 }], tenants: [{ domain: 'a.example', bogus: 1 }] }));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('check accepts the demo config', async () => {
+    const r = await run(['check', '--config', path.join(root, 'tenants.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /ok \(1 listener\(s\), 2 tenant\(s\)\)/);
+  });
+
+  test('check prints every problem with its JSON path and exits 1', async () => {
+    const r = await run(['check', '--config', path.join(dir, 'bad.json')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /listeners\[0\]\.address: /);
+    assert.match(r.stderr, /tenants\[0\]: .*bogus/);
+  });
+
+  test('route explains tenant, backends, source address and backend user', async () => {
+    const r = await run(['route', 'alice@A.example', '--protocol', 'pop3', '--config', path.join(root, 'tenants.json')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /tenant: +a\.example \(matched by domain\)/);
+    assert.match(r.stdout, /backends: +127\.0\.0\.1:11001/);
+    assert.match(r.stdout, /source address: +127\.0\.0\.2/);
+    assert.match(r.stdout, /backend user: +alice \(backendUser: local\)/);
+  });
+
+  test('route says why there is no route', async () => {
+    const r = await run(['route', 'alice@c.example', '--config', path.join(root, 'tenants.json')]);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /no tenant has the domain or alias "c\.example"/);
+  });
+
+  test('demo serves both demo tenants and the printed command’s login works; SIGTERM exits 0', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'demo', '--config', demoConfig], { cwd: root });
+    let stdout = '';
+    const ready = new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c;
+        const m = /curl -u 'alice@a\.example:([^']+)' pop3:\/\/127\.0\.0\.1:(\d+)\/1/.exec(stdout);
+        if (m && stdout.includes('Ctrl-C')) resolve(stdout);
+      });
+      child.once('exit', (code) => reject(new Error(`demo exited ${code}: ${stdout}`)));
+    });
+    try {
+      await ready;
+      const port = Number(/pop3:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1]);
+      for (const tenant of ['a', 'b']) {
+        const password = new RegExp(`alice@${tenant}\\.example:([^']+)'`).exec(stdout)![1]!;
+        const pop3 = new Pop3Command({ host: '127.0.0.1', port, user: `alice@${tenant}.example`, password });
+        assert.match(await pop3.RETR(1), new RegExp(`${tenant}\\.example`));
+        await pop3.QUIT();
+      }
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      assert.equal(code, 0);
+    }
+  });
+});

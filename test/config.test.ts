@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig, parseConfig } from '../src/config.js';
+
+const listener = { protocol: 'pop3', address: '127.0.0.1', port: 1110 };
+const tenant = (domain: string, extra: Record<string, unknown> = {}) => ({ domain, sourceAddress: '127.0.0.2', backends: { pop3: [{ host: '127.0.0.1', port: 11001 }] }, ...extra });
+
+function problemsOf(raw: unknown): string[] {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return [...err.problems];
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('config validation', () => {
+  test('the repository’s tenants.json is valid', async () => {
+    const config = await loadConfig(path.join(import.meta.dirname, '..', 'tenants.json'));
+    assert.deepEqual(config.tenants.map((t) => [t.domain, t.sourceAddress]), [['a.example', '127.0.0.2'], ['b.example', '127.0.0.3']]);
+    assert.ok(path.isAbsolute(config.demo!.pop3Servers[0]!.maildir));
+  });
+
+  test('defaults fill what is left out', () => {
+    const config = parseConfig({ listeners: [listener], tenants: [{ domain: 'A.Example', backends: { pop3: [{ host: 'localhost', port: 1 }] } }] });
+    assert.deepEqual(config.login.separators, ['@']);
+    assert.equal(config.tenants[0]!.domain, 'a.example', 'domains are lower-cased');
+    assert.equal(config.tenants[0]!.backendUser, 'local');
+    assert.deepEqual(config.tenants[0]!.backends.ftp, []);
+    assert.equal(config.limits.maxLoginAttempts, 3);
+    assert.equal(config.limits.loginTimeoutMs, 60_000);
+  });
+
+  test('every problem is reported with its JSON path', () => {
+    const problems = problemsOf({
+      listeners: [{ ...listener, port: 70000, colour: 'blue' }],
+      tenants: [tenant('a.example', { sourceAddress: '300.1.1.1' }), { domain: 'not a domain', backends: { pop3: [{ host: 'x', port: 0 }] } }],
+    });
+    const paths = problems.map((p) => p.slice(0, p.indexOf(':')));
+    assert.ok(paths.includes('listeners[0].port'), problems.join('\n'));
+    assert.ok(paths.includes('listeners[0]'), 'unknown field colour');
+    assert.ok(paths.includes('tenants[0].sourceAddress'));
+    assert.ok(paths.includes('tenants[1].domain'));
+    assert.ok(paths.includes('tenants[1].backends.pop3[0].port'));
+  });
+
+  test('a domain or alias may appear only once across tenants', () => {
+    const problems = problemsOf({ listeners: [listener], tenants: [tenant('a.example', { aliases: ['b.example'] }), tenant('B.example')] });
+    assert.deepEqual(problems, ['tenants[1].domain: "b.example" is already used at tenants[0].aliases[0]']);
+  });
+
+  test('a local address may belong to one tenant only', () => {
+    const problems = problemsOf({ listeners: [listener], tenants: [tenant('a.example', { localAddresses: ['192.0.2.1'] }), tenant('b.example', { localAddresses: ['192.0.2.1'] })] });
+    assert.match(problems[0]!, /^tenants\[1\]\.localAddresses\[0\]: 192\.0\.2\.1 is already used/);
+  });
+
+  test('overlapping listeners are refused, a wildcard included', () => {
+    assert.equal(problemsOf({ listeners: [listener, { ...listener }] }).length, 1);
+    assert.match(problemsOf({ listeners: [listener, { ...listener, address: '0.0.0.0' }] })[0]!, /^listeners\[1\]: .* overlaps listeners\[0\]/);
+    assert.doesNotThrow(() => parseConfig({ listeners: [listener, { ...listener, address: '127.0.0.5' }] }));
+  });
+
+  test('timeouts must nest: connect and backend reply inside login, login inside idle', () => {
+    const problems = problemsOf({ listeners: [listener], limits: { connectTimeoutMs: 90_000, idleTimeoutMs: 1_000 } });
+    assert.deepEqual(problems, [
+      'limits.connectTimeoutMs: must be less than loginTimeoutMs (60000)',
+      'limits.loginTimeoutMs: must not exceed idleTimeoutMs (1000)',
+    ]);
+    const perListener = problemsOf({ listeners: [{ ...listener, limits: { authFailDelayMs: 59_000, loginTimeoutMs: 50_000 } }] });
+    assert.deepEqual(perListener, ['listeners[0].limits.authFailDelayMs: must be less than loginTimeoutMs (50000)']);
+  });
+
+  test('a banner cannot smuggle a line break into the greeting', () => {
+    assert.deepEqual(problemsOf({ listeners: [{ ...listener, banner: 'hi\r\n+OK fake' }] }).map((p) => p.split(':')[0]), ['listeners[0].banner']);
+  });
+
+  test('a file that is not JSON names the problem', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-cfg-'));
+    try {
+      const file = path.join(dir, 'bad.json');
+      await writeFile(file, '{ "listeners": [ }');
+      await assert.rejects(loadConfig(file), (err: unknown) => err instanceof ConfigError && /not valid JSON/.test(err.problems[0]!));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+});

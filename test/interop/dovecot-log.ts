@@ -1,0 +1,95 @@
+import { watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+
+/** One login as dovecot logged it: rip is the peer address dovecot saw (no login_trusted_networks). */
+export interface DovecotLogin {
+  user: string;
+  rip: string;
+  lip?: string;
+  method?: string;
+}
+
+/** Wait until the log holds at least `atLeast` matching lines (dovecot logs asynchronously). */
+export interface LogWait {
+  atLeast?: number;
+  /** Default 5 000; on expiry the promise rejects with the log's tail. */
+  timeoutMs?: number;
+}
+
+// pop3-login: Info: Login: user=<alice>, method=PLAIN, rip=127.0.0.2, lip=127.0.0.1, mpid=42, session=<…>
+/** A successful login. */
+export const loginLine = /-login: Info: Login: user=<([^>]*)>, (.*)$/;
+// pop3-login: Info: Disconnected: Aborted login by logging out (auth failed, 1 attempts in 0 secs): user=<alice>, method=PLAIN, rip=…
+/** A failed login, written when that connection closes. */
+export const failedLoginLine = /-login: Info: Disconnected: .*?\(auth failed, [^)]*\): user=<([^>]*)>, (.*)$/;
+
+/** The logins a log holds, oldest first. */
+export function parseLogins(log: string, pattern: RegExp): DovecotLogin[] {
+  const found: DovecotLogin[] = [];
+  for (const line of log.split('\n')) {
+    const m = pattern.exec(line);
+    if (m === null) continue;
+    // "method=PLAIN, rip=127.0.0.2, lip=127.0.0.1, mpid=42, secured, session=<…>"
+    const fields = new Map(
+      (m[2] ?? '').split(', ').map((kv) => {
+        const eq = kv.indexOf('=');
+        return eq < 0 ? [kv, ''] : [kv.slice(0, eq), kv.slice(eq + 1)];
+      }),
+    );
+    const rip = fields.get('rip');
+    if (rip === undefined) continue;
+    const entry: DovecotLogin = { user: m[1] ?? '', rip };
+    const lip = fields.get('lip');
+    const method = fields.get('method');
+    if (lip !== undefined) entry.lip = lip;
+    if (method !== undefined) entry.method = method;
+    found.push(entry);
+  }
+  return found;
+}
+
+/** Reads the log until it holds `wait.atLeast` lines matching `pattern`, woken by appends to it. */
+export async function waitForLines(dir: string, logPath: string, pattern: RegExp, wait: LogWait = {}): Promise<DovecotLogin[]> {
+  const atLeast = wait.atLeast ?? 0;
+  const timeoutMs = wait.timeoutMs ?? 5_000;
+  const read = async () => parseLogins(await readFile(logPath, 'utf8').catch(() => ''), pattern);
+  const first = await read();
+  if (first.length >= atLeast) return first;
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (settle: () => void) => {
+      if (done) return;
+      done = true;
+      watcher.close();
+      clearTimeout(timer);
+      settle();
+    };
+    const check = () => {
+      read().then(
+        (entries) => {
+          if (entries.length >= atLeast) finish(() => resolve(entries));
+        },
+        (err: unknown) => finish(() => reject(err)),
+      );
+    };
+    // Watch the directory: inotify reports each append to the log inside it.
+    const watcher = watch(dir, (_event, file) => {
+      if (file === null || file === basename(logPath)) check();
+    });
+    const timer = setTimeout(() => {
+      void readFile(logPath, 'utf8')
+        .catch(() => '')
+        .then((log) => {
+          const message = `fewer than ${atLeast} lines matching ${pattern} after ${timeoutMs} ms; log tail:\n${tail(log)}`;
+          finish(() => reject(new Error(message)));
+        });
+    }, timeoutMs);
+    check(); // an append between the first read and watch() would otherwise be missed
+  });
+}
+
+/** The last lines of a log, for error messages. */
+export function tail(log: string, lines = 20): string {
+  return log.trimEnd().split('\n').slice(-lines).join('\n');
+}
