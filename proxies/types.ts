@@ -1,7 +1,7 @@
 import type { Limits } from '../src/config.js';
 import type { ReplyKind } from '../src/errors.js';
 import type { LineChannel } from '../src/line-channel.js';
-import type { Logger } from '../src/log.js';
+import type { SessionLog } from '../src/log.js';
 import type { Protocol } from '../src/tenants.js';
 
 /** Credentials a client offered, as the client offered them. Never logged. */
@@ -24,7 +24,7 @@ export type Verdict =
 export interface LoginContext {
   readonly limits: Limits;
   readonly banner: string | undefined;
-  readonly log: Logger;
+  readonly log: SessionLog;
   /**
    * Answers a bad command with the protocol's words for `kind` and counts it toward
    * `maxErrors`; throws (ending the session) when the count is exceeded.

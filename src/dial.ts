@@ -2,18 +2,21 @@ import net from 'node:net';
 import type { Backend } from './config.js';
 import { BackendError } from './errors.js';
 
+/** An outstanding dial: `cancel()` destroys the half-open socket and rejects the dial. */
+export interface Dial {
+  readonly socket: Promise<net.Socket>;
+  cancel(): void;
+}
+
 /**
  * Opens a TCP connection to one backend, bound to the tenant's source address.
- * Rejects with BackendError (BACKEND_CONNECT / BACKEND_TIMEOUT); an abort destroys the
- * half-open socket so a client that leaves during the dial leaks nothing.
+ * Rejects with BackendError (BACKEND_CONNECT / BACKEND_TIMEOUT / BACKEND_CLOSED on cancel), so a
+ * client that leaves during the dial leaks nothing. (A plain cancel callback rather than an
+ * AbortSignal: an abort builds a DOMException, measurable at thousands of sessions a second.)
  */
-export function dialBackend(
-  backend: Backend,
-  sourceAddress: string | undefined,
-  connectTimeoutMs: number,
-  signal?: AbortSignal,
-): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
+export function dialBackend(backend: Backend, sourceAddress: string | undefined, connectTimeoutMs: number): Dial {
+  let cancel = () => {};
+  const socket = new Promise<net.Socket>((resolve, reject) => {
     const socket = net.connect({
       host: backend.host,
       port: backend.port,
@@ -21,29 +24,30 @@ export function dialBackend(
       allowHalfOpen: true,
       noDelay: true,
     });
+    let settled = false;
     const fail = (err: BackendError) => {
-      cleanup();
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onError);
       socket.destroy();
       reject(err);
     };
     const onError = (err: NodeJS.ErrnoException) =>
       fail(new BackendError('BACKEND_CONNECT', `connect to ${backend.host}:${backend.port} from ${sourceAddress ?? 'any'} failed: ${err.code ?? err.message}`, { cause: err }));
-    const onAbort = () => fail(new BackendError('BACKEND_CLOSED', 'dial aborted: the session ended'));
     const timer = setTimeout(
       () => fail(new BackendError('BACKEND_TIMEOUT', `connect to ${backend.host}:${backend.port} timed out after ${connectTimeoutMs} ms`)),
       connectTimeoutMs,
     );
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('error', onError);
-      signal?.removeEventListener('abort', onAbort);
-    };
+    cancel = () => fail(new BackendError('BACKEND_CLOSED', 'dial cancelled: the session ended'));
     socket.once('error', onError);
     socket.once('connect', () => {
-      cleanup();
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', onError);
       resolve(socket);
     });
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
   });
+  return { socket, cancel: () => cancel() };
 }

@@ -24,6 +24,10 @@ export class LineChannel {
   private ended: Error | undefined;
   private wake: (() => void) | undefined;
   private released = false;
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = 0;
+  private waiting = false;
+  private timedOut = false;
 
   constructor(
     readonly socket: Socket,
@@ -43,6 +47,7 @@ export class LineChannel {
   };
 
   private readonly onEnd = (): void => {
+    clearTimeout(this.timer);
     this.ended ??= this.closedError('closed the connection');
     this.notify();
   };
@@ -102,27 +107,42 @@ export class LineChannel {
    */
   async next(options: { timeoutMs?: number; maxLineLength?: number } = {}): Promise<LineEvent> {
     const limit = options.maxLineLength ?? this.maxLineLength;
-    let timer: NodeJS.Timeout | undefined;
-    let timedOut = false;
-    try {
-      for (;;) {
-        const event = this.take(limit);
-        if (event) return event;
-        if (this.ended) throw this.ended;
-        if (timedOut) throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options.timeoutMs} ms`);
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          if (options.timeoutMs !== undefined && !timer) {
-            timer = setTimeout(() => {
-              timedOut = true;
-              this.notify();
-            }, options.timeoutMs);
-          }
-        });
+    for (;;) {
+      const event = this.take(limit);
+      if (event) return event;
+      if (this.ended) throw this.ended;
+      if (this.timedOut) {
+        this.timedOut = false;
+        throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options.timeoutMs} ms`);
       }
-    } finally {
-      if (timer) clearTimeout(timer);
+      if (options.timeoutMs !== undefined) this.armTimer(options.timeoutMs);
+      await new Promise<void>((resolve) => (this.wake = resolve));
+      this.waiting = false;
     }
+  }
+
+  /**
+   * One timer per channel, restarted at each wait: a login replay waits for several replies,
+   * and a fresh timer for each costs more than `refresh()`. A firing while nobody waits is ignored.
+   */
+  private armTimer(ms: number): void {
+    this.waiting = true;
+    if (this.timer && this.timerMs === ms) {
+      this.timer.refresh();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timerMs = ms;
+    this.timer = setTimeout(() => {
+      if (!this.waiting) return;
+      this.timedOut = true;
+      this.notify();
+    }, ms);
+  }
+
+  /** Bytes received and not yet taken as lines (pipelined commands). */
+  get buffered(): number {
+    return this.buffer.length;
   }
 
   /** Writes one whole line in a single write (ftp-srv-style peers split per segment). */
@@ -138,6 +158,7 @@ export class LineChannel {
   /** Stops framing and returns the bytes received but not consumed; the socket is left paused. */
   release(): Buffer {
     this.released = true;
+    clearTimeout(this.timer);
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);

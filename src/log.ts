@@ -2,22 +2,78 @@ import winston from 'winston';
 
 export type Logger = winston.Logger;
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+type Fields = Record<string, unknown>;
+
+const MESSAGE = Symbol.for('message');
+const LEVEL = Symbol.for('level');
+
+/**
+ * One JSON object per line: timestamp, level, message, then the fields. The fields are our own
+ * strings and numbers, so plain JSON.stringify is enough (logform's json format pays for cycle
+ * and bigint handling on every line).
+ */
+const jsonLine = winston.format((info) => {
+  const { level, message, [LEVEL]: _level, [MESSAGE]: _message, ...fields } = info as winston.Logform.TransformableInfo & { [LEVEL]?: unknown; [MESSAGE]?: unknown };
+  (info as unknown as Record<symbol, string>)[MESSAGE] = JSON.stringify({ timestamp: new Date().toISOString(), level, message, ...fields });
+  return info;
+});
 
 /** JSON lines on stdout, one object per event. */
 export function createLogger(level: LogLevel = 'info', stream?: NodeJS.WritableStream): Logger {
   const transport = stream
     ? new winston.transports.Stream({ stream })
     : new winston.transports.Console({ stderrLevels: [], consoleWarnLevels: [] });
-  return winston.createLogger({
-    level,
-    format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-    transports: [transport],
-  });
+  return winston.createLogger({ level, format: jsonLine(), transports: [transport] });
 }
 
 /** A logger that drops everything (library use, benchmarks). */
 export function createSilentLogger(): Logger {
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+}
+
+/**
+ * A session's logger: the session's fields on every line, like a winston child, but the level
+ * is checked before anything is built. winston runs its formats before its transports filter by
+ * level, so an unguarded `info()` costs a full format even when only warnings are kept.
+ */
+export class SessionLog {
+  private fields: Fields | undefined;
+
+  /** `fields` is called once, at the first line actually written. */
+  constructor(
+    private readonly logger: Logger,
+    private readonly initialFields: () => Fields,
+    private readonly extraFields: Fields = {},
+  ) {}
+
+  /** Adds fields to every later line (the tenant once known, the backend once logged in). */
+  with(fields: Fields): void {
+    Object.assign(this.extraFields, fields);
+    if (this.fields) Object.assign(this.fields, fields);
+  }
+
+  isDebugEnabled(): boolean {
+    return this.logger.isDebugEnabled();
+  }
+
+  error(message: string, meta?: Fields): void {
+    this.write('error', message, meta);
+  }
+  warn(message: string, meta?: Fields): void {
+    this.write('warn', message, meta);
+  }
+  info(message: string, meta?: Fields): void {
+    this.write('info', message, meta);
+  }
+  debug(message: string, meta?: Fields): void {
+    this.write('debug', message, meta);
+  }
+
+  private write(level: LogLevel, message: string, meta: Fields | undefined): void {
+    if (!this.logger.isLevelEnabled(level)) return;
+    this.fields ??= { ...this.initialFields(), ...this.extraFields };
+    this.logger.log(level, message, meta ? { ...this.fields, ...meta } : { ...this.fields });
+  }
 }
 
 const SECRET_VERBS = /^(PASS|AUTH)(\s+\S+)?\s.*$/i;

@@ -1,11 +1,10 @@
 import type { Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { LoginContext, LoginRequest, ProtocolModule, Verdict } from '../proxies/types.js';
 import type { Limits } from './config.js';
-import { dialBackend } from './dial.js';
+import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
 import { LineChannel } from './line-channel.js';
-import type { Logger } from './log.js';
+import { type Logger, SessionLog } from './log.js';
 import { splice } from './splice.js';
 import type { Route, TenantDirectory } from './tenants.js';
 import { unmapIPv4 } from './tenants.js';
@@ -52,11 +51,13 @@ const sidPrefix = process.pid.toString(36);
 export class Session {
   readonly id = `${sidPrefix}-${(++counter).toString(36)}`;
   private phase: 'login' | 'spliced' | 'closed' = 'login';
-  private log: Logger;
+  private readonly log: SessionLog;
   private errors = 0;
   private tenant: string | undefined;
   private backend: Socket | undefined;
-  private readonly abort = new AbortController();
+  /** What close() must interrupt: an outstanding dial, or the auth-failure delay. */
+  private pendingDial: Dial | undefined;
+  private delay: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   private readonly loginTimer: NodeJS.Timeout;
   private readonly startedAt = Date.now();
   private openSockets = 1;
@@ -73,13 +74,14 @@ export class Session {
       if (this.phase === 'login') this.close('client closed');
       this.socketClosed();
     });
-    this.log = deps.logger.child({ sid: this.id, proto: deps.module.name, client: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` });
+    // Built at the first line written: at level "warn" a good session never pays for its address fields.
+    this.log = new SessionLog(deps.logger, () => ({ sid: this.id, proto: deps.module.name, client: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` }));
     this.loginTimer = setTimeout(() => this.close('login timeout', 'timeout'), deps.limits.loginTimeoutMs);
   }
 
   /** Greets the client and runs the session to its end; never rejects. */
   start(): void {
-    this.log.info('connected', { local: `${unmapIPv4(this.client.localAddress ?? '?')}:${this.client.localPort}` });
+    if (this.deps.logger.isInfoEnabled()) this.log.info('connected', { local: `${unmapIPv4(this.client.localAddress ?? '?')}:${this.client.localPort}` });
     this.run().catch((err: unknown) => this.fail(err));
   }
 
@@ -92,6 +94,12 @@ export class Session {
     const { module, limits } = this.deps;
     const clientChannel = new LineChannel(this.client, 'client', limits.maxLineLength ?? module.maxLineLength);
     const ctx = this.loginContext();
+    // A client that hangs up while its login is with the backend is gone: stop the replay now
+    // rather than when the backend answers. With commands still buffered (`nc -N` style
+    // pipelining) the login goes on, and the splice passes the half-close on.
+    this.client.once('end', () => {
+      if (this.phase === 'login' && clientChannel.buffered === 0) this.close('client closed');
+    });
     this.client.write(module.greeting(this.deps.banner));
     for (let attempt = 1; ; attempt++) {
       const login = await module.readLogin(clientChannel, ctx);
@@ -106,7 +114,7 @@ export class Session {
 
       this.log.info('login failed', { user: login.name, reason: result.reason, attempt });
       // An unknown domain, user or password: one reply, one text, one delay.
-      await sleep(answerAt - Date.now(), undefined, { signal: this.abort.signal });
+      await this.pause(answerAt - Date.now());
       const reply = result.reason === 'tempFailure' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
       if (attempt >= limits.maxLoginAttempts) return this.close('too many login attempts', undefined, false, reply);
       this.client.write(reply);
@@ -116,12 +124,14 @@ export class Session {
   /** Tries each backend of the route in order: dial from the tenant's address, replay the login. */
   private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure'; reply?: string }> {
     this.tenant = route.tenant.domain;
-    this.log = this.log.child({ tenant: this.tenant });
+    this.log.with({ tenant: this.tenant });
     for (const backend of route.backends) {
       const where = `${backend.host}:${backend.port}`;
       let socket: Socket | undefined;
       try {
-        socket = await dialBackend(backend, route.tenant.sourceAddress, this.deps.limits.connectTimeoutMs, this.abort.signal);
+        this.pendingDial = dialBackend(backend, route.tenant.sourceAddress, this.deps.limits.connectTimeoutMs);
+        socket = await this.pendingDial.socket;
+        this.pendingDial = undefined;
         this.backend = socket;
         this.openSockets++;
         socket.once('close', () => this.socketClosed());
@@ -129,12 +139,13 @@ export class Session {
         const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE);
         const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx);
         if (verdict.ok) {
-          this.log = this.log.child({ backend: where });
+          this.log.with({ backend: where });
           return { socket, channel, verdict };
         }
         this.dropBackend();
         return verdict;
       } catch (err) {
+        this.pendingDial = undefined;
         this.dropBackend();
         if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
         this.log.warn('backend failed', { backend: where, source: route.tenant.sourceAddress, code: err.code, error: err.message });
@@ -177,6 +188,18 @@ export class Session {
     };
   }
 
+  /** Waits `ms`, or less when the session closes meanwhile (then throws ClientGoneError). */
+  private async pause(ms: number): Promise<void> {
+    if (ms > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        this.delay = { timer, wake: resolve };
+      });
+      this.delay = undefined;
+    }
+    this.ensureOpen();
+  }
+
   private ensureOpen(): void {
     if (this.phase === 'closed') throw new ClientGoneError('CLIENT_CLOSED', 'session already closed');
   }
@@ -203,7 +226,11 @@ export class Session {
     const wasSpliced = this.phase === 'spliced';
     this.phase = 'closed';
     clearTimeout(this.loginTimer);
-    this.abort.abort();
+    this.pendingDial?.cancel();
+    if (this.delay) {
+      clearTimeout(this.delay.timer);
+      this.delay.wake();
+    }
     const goodbye = reply ?? (kind ? this.deps.module.reply(kind) : undefined);
     if (!wasSpliced) this.dropBackend();
     const { client } = this;

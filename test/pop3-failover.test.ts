@@ -105,9 +105,14 @@ describe('POP3 sessions leak nothing', () => {
     // The silent backend has the dial when its accept count moves; then the client leaves.
     while (silent.accepted() === 0) await new Promise((r) => setImmediate(r));
     c.close();
+    await c.closed;
     await silent.closedAll();
     await env.concierge.listeners[0]!.whenIdle();
     assert.equal(silent.open(), 0);
+    // The hang-up itself ended the replay: the backend's reply timeout never fired.
+    const records = env.logs.records();
+    assert.equal(records.filter((r) => r.message === 'backend failed').length, 0);
+    assert.equal(records.find((r) => r.message === 'session closed')?.reason, 'client closed');
   });
 
   test('after many sessions of every kind, connections and handles return to their baseline', async () => {
@@ -128,10 +133,12 @@ describe('POP3 sessions leak nothing', () => {
           await c.line();
           c.send(`USER ${'y'.repeat(3000)}\r\n`);
           c.close();
+          await c.closed;
         })(),
         (async () => {
           const c = await RawClient.connect(env.port);
           c.close();
+          await c.closed;
         })(),
       );
     }
