@@ -45,19 +45,31 @@ export const limitsSchema = z.strictObject({
   maxLoginAttempts: z.int().min(1).max(100).default(3),
   /** Every failed login is answered this long after the client's last login line. */
   authFailDelayMs: z.int().min(0).max(60_000).default(2_000),
+  /** FTP: a data listener or data dial with no connection within this is closed (its port released). */
+  dataConnectTimeoutMs: ms.default(30_000),
 });
 export type Limits = z.infer<typeof limitsSchema>;
 
 const backendSchema = z.strictObject({ host, port: backendPort });
 export type Backend = z.infer<typeof backendSchema>;
 
+/** FTP: the ports Concierge's own passive data listeners take, both ends included. */
+const portRangeSchema = z.strictObject({ from: backendPort, to: backendPort });
+export type PortRange = z.infer<typeof portRangeSchema>;
+
 const listenerSchema = z.strictObject({
-  protocol: z.enum(['pop3'], { error: 'protocol must be "pop3" (FTP and SMTP come later)' }),
+  protocol: z.enum(['pop3', 'ftp'], { error: 'protocol must be "pop3" or "ftp" (SMTP comes later)' }),
   address: ipAddress,
   port: listenPort,
-  /** Text after "+OK " in the greeting; never a software version. */
+  /** Text after the greeting's status ("+OK ", "220 "); never a software version. */
   banner: lineText.optional(),
   limits: limitsSchema.partial().optional(),
+  /** FTP only, required there: ports for the passive listeners answered in 227 / 229. */
+  passivePorts: portRangeSchema.optional(),
+  /** FTP only: the IPv4 address written in 227 replies (behind NAT); default: the address the client dialled. */
+  passiveAddress: z.ipv4({ error: 'must be an IPv4 address (a 227 reply cannot carry another)' }).optional(),
+  /** FTP only: how Concierge asks the backend for data connections. */
+  backendDataMode: z.enum(['passive', 'active']).optional(),
 });
 export type ListenerConfig = z.infer<typeof listenerSchema>;
 
@@ -136,6 +148,7 @@ function crossCheck(config: Config): string[] {
         problems.push(`listeners[${i}]: ${l.address}:${l.port} overlaps listeners[${j}] (${m.address}:${m.port})`);
       }
     });
+    problems.push(...checkFtpListener(config, l, i));
     const lim = effectiveLimits(config, l);
     const where = l.limits ? `listeners[${i}].limits` : 'limits';
     // A phase must fit inside the phase that contains it, or its own timer can never fire.
@@ -143,11 +156,34 @@ function crossCheck(config: Config): string[] {
     if (lim.backendReplyTimeoutMs >= lim.loginTimeoutMs) problems.push(`${where}.backendReplyTimeoutMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
     if (lim.authFailDelayMs >= lim.loginTimeoutMs) problems.push(`${where}.authFailDelayMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
     if (lim.loginTimeoutMs > lim.idleTimeoutMs) problems.push(`${where}.loginTimeoutMs: must not exceed idleTimeoutMs (${lim.idleTimeoutMs})`);
+    if (l.protocol === 'ftp' && lim.dataConnectTimeoutMs > lim.idleTimeoutMs) problems.push(`${where}.dataConnectTimeoutMs: must not exceed idleTimeoutMs (${lim.idleTimeoutMs})`);
   });
 
   config.demo?.pop3Servers.forEach((d, i) => {
     const clash = config.listeners.findIndex((l) => l.port === d.port);
     if (clash >= 0) problems.push(`demo.pop3Servers[${i}].port: ${d.port} is also listeners[${clash}].port`);
+  });
+  return problems;
+}
+
+/** FTP listener fields: present where needed, absent elsewhere; passive ranges disjoint from each other and from listener ports. */
+function checkFtpListener(config: Config, l: ListenerConfig, i: number): string[] {
+  const problems: string[] = [];
+  if (l.protocol !== 'ftp') {
+    for (const key of ['passivePorts', 'passiveAddress', 'backendDataMode'] as const) {
+      if (l[key] !== undefined) problems.push(`listeners[${i}].${key}: only an ftp listener takes ${key}`);
+    }
+    return problems;
+  }
+  const range = l.passivePorts;
+  if (!range) return [`listeners[${i}].passivePorts: an ftp listener needs a passive port range { "from": …, "to": … }`];
+  if (range.from > range.to) problems.push(`listeners[${i}].passivePorts: from (${range.from}) must not exceed to (${range.to})`);
+  config.listeners.forEach((m, j) => {
+    if (j !== i && m.port >= range.from && m.port <= range.to) problems.push(`listeners[${i}].passivePorts: ${range.from}-${range.to} contains listeners[${j}].port (${m.port})`);
+    const other = m.passivePorts;
+    if (j < i && m.protocol === 'ftp' && other && other.from <= range.to && range.from <= other.to) {
+      problems.push(`listeners[${i}].passivePorts: ${range.from}-${range.to} overlaps listeners[${j}].passivePorts (${other.from}-${other.to})`);
+    }
   });
   return problems;
 }

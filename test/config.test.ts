@@ -89,3 +89,38 @@ describe('config validation', () => {
     }
   });
 });
+
+describe('config validation: FTP listeners', () => {
+  const ftp = { protocol: 'ftp', address: '127.0.0.1', port: 2121, passivePorts: { from: 50000, to: 50099 } };
+
+  test('an ftp listener takes a passive range, an optional passive address and backend data mode', () => {
+    const config = parseConfig({ listeners: [{ ...ftp, passiveAddress: '192.0.2.1', backendDataMode: 'active' }], tenants: [tenant('a.example', { backends: { ftp: [{ host: '127.0.0.1', port: 2100 }] } })] });
+    const l = config.listeners[0]!;
+    assert.deepEqual([l.protocol, l.passivePorts, l.passiveAddress, l.backendDataMode], ['ftp', { from: 50000, to: 50099 }, '192.0.2.1', 'active']);
+    assert.equal(config.limits.dataConnectTimeoutMs, 30_000);
+    assert.equal(parseConfig({ listeners: [ftp] }).listeners[0]!.backendDataMode, undefined, 'passive is the default, applied by the FTP module');
+  });
+
+  test('an ftp listener without passivePorts, or with a reversed range, is refused', () => {
+    const { passivePorts: _, ...bare } = ftp;
+    assert.deepEqual(problemsOf({ listeners: [bare] }), ['listeners[0].passivePorts: an ftp listener needs a passive port range { "from": …, "to": … }']);
+    assert.deepEqual(problemsOf({ listeners: [{ ...ftp, passivePorts: { from: 50100, to: 50000 } }] }), ['listeners[0].passivePorts: from (50100) must not exceed to (50000)']);
+  });
+
+  test('passive ranges of two listeners must not overlap, nor contain a listener port', () => {
+    const second = { ...ftp, port: 2122, passivePorts: { from: 50099, to: 50199 } };
+    assert.deepEqual(problemsOf({ listeners: [ftp, second] }), ['listeners[1].passivePorts: 50099-50199 overlaps listeners[0].passivePorts (50000-50099)']);
+    assert.deepEqual(problemsOf({ listeners: [ftp, { ...listener, port: 50050 }] }), ['listeners[0].passivePorts: 50000-50099 contains listeners[1].port (50050)']);
+    assert.doesNotThrow(() => parseConfig({ listeners: [ftp, { ...second, passivePorts: { from: 50100, to: 50199 } }] }));
+  });
+
+  test('FTP fields on a POP3 listener, a bad mode or an IPv6 passive address name their path', () => {
+    assert.deepEqual(problemsOf({ listeners: [{ ...listener, passivePorts: { from: 50000, to: 50001 } }] }), ['listeners[0].passivePorts: only an ftp listener takes passivePorts']);
+    const paths = problemsOf({ listeners: [{ ...ftp, backendDataMode: 'extended', passiveAddress: '::1' }] }).map((p) => p.slice(0, p.indexOf(':')));
+    assert.deepEqual(paths.sort(), ['listeners[0].backendDataMode', 'listeners[0].passiveAddress']);
+  });
+
+  test('the data connection timeout must fit inside the idle timeout', () => {
+    assert.deepEqual(problemsOf({ listeners: [ftp], limits: { dataConnectTimeoutMs: 700_000 } }), ['limits.dataConnectTimeoutMs: must not exceed idleTimeoutMs (600000)']);
+  });
+});
