@@ -1,6 +1,7 @@
 import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
 import type { LoginContext, LoginRequest, Verdict } from '../types.js';
+import { backendPipelines } from './backend-capabilities.js';
 import { encodePlain } from './sasl-plain.js';
 
 /** RFC 5034 §4: an AUTH line with its initial response must fit in 255 octets. */
@@ -28,10 +29,11 @@ function verdictOf(reply: Reply, step: string): Verdict {
 }
 
 /**
- * The backend half of the login (nginx's upstream states): greeting, then USER + PASS, or
+ * The backend half of the login (nginx's upstream states): greeting, then USER + PASS (in one
+ * segment when the backend pipelines), or
  * AUTH PLAIN when the client used it, one expected reply per step.
  */
-export async function replayPop3Login(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext): Promise<Verdict> {
+export async function replayPop3Login(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, address: string): Promise<Verdict> {
   const greeting = await readReply(backend, ctx, 'while reading the greeting');
   if (!greeting.ok) throw new BackendError('BACKEND_PROTOCOL', 'backend greeted with an error');
 
@@ -51,9 +53,15 @@ export async function replayPop3Login(backend: LineChannel, login: LoginRequest,
     return verdictOf(reply, 'while sending AUTH PLAIN');
   }
 
-  backend.writeLine(`USER ${backendUser}`);
+  const pipelined = await backendPipelines(backend, address, ctx);
+  if (pipelined) {
+    backend.write(`USER ${backendUser}\r\nPASS ${login.secret}\r\n`);
+  } else {
+    backend.writeLine(`USER ${backendUser}`);
+  }
   const userReply = await readReply(backend, ctx, 'while sending the user name');
+  // Pipelined or not, a refused USER decides: the backend is dropped, its PASS reply unread.
   if (!userReply.ok) return verdictOf(userReply, 'while sending the user name');
-  backend.writeLine(`PASS ${login.secret}`);
+  if (!pipelined) backend.writeLine(`PASS ${login.secret}`);
   return verdictOf(await readReply(backend, ctx, 'while sending the password'), 'while sending the password');
 }
