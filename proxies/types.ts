@@ -45,8 +45,11 @@ export interface ProtocolModule {
    * Undefined means the client said goodbye (the module has already answered it).
    */
   readLogin(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined>;
-  /** Reads the backend's greeting and replays the login as `backendUser`. Throws BackendError when the backend fails. */
-  replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext): Promise<Verdict>;
+  /**
+   * Reads the backend's greeting and replays the login as `backendUser`. Throws BackendError when
+   * the backend fails. `backendAddress` ("host:port") keys what a module learns about a backend.
+   */
+  replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, backendAddress: string): Promise<Verdict>;
   /** The core's outcome in the protocol's words, CRLF included. */
   reply(kind: ReplyKind): string;
 }

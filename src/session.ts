@@ -137,7 +137,7 @@ export class Session {
         socket.once('close', () => this.socketClosed());
         socket.on('error', () => {}); // the channel and splice report errors; this keeps a late one from crashing us
         const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE);
-        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx);
+        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where);
         if (verdict.ok) {
           this.log.with({ backend: where });
           return { socket, channel, verdict };
