@@ -18,11 +18,44 @@ const jsonLine = winston.format((info) => {
   return info;
 });
 
-/** JSON lines on stdout, one object per event. */
+/**
+ * Writes the lines of one event-loop turn to stdout in one write. Busy sessions log several
+ * lines per turn, and stdout to a file or pipe is a synchronous write() per call on Linux; the
+ * Console transport also schedules an event per line. Pending lines are written on exit too.
+ */
+class BatchedStdout extends winston.Transport {
+  private pending = '';
+  private scheduled = false;
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const text = this.pending;
+    this.pending = '';
+    if (text.length > 0) process.stdout.write(text);
+  };
+
+  constructor() {
+    super();
+    process.once('exit', this.flush);
+  }
+
+  override log(info: Record<symbol, string>, done: () => void): void {
+    this.pending += `${info[MESSAGE]}\n`;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+    done();
+  }
+
+  override close(): void {
+    this.flush();
+    process.off('exit', this.flush);
+  }
+}
+
+/** JSON lines on stdout (or `stream`, unbatched, for tests), one object per event. */
 export function createLogger(level: LogLevel = 'info', stream?: NodeJS.WritableStream): Logger {
-  const transport = stream
-    ? new winston.transports.Stream({ stream })
-    : new winston.transports.Console({ stderrLevels: [], consoleWarnLevels: [] });
+  const transport = stream ? new winston.transports.Stream({ stream }) : new BatchedStdout();
   return winston.createLogger({ level, format: jsonLine(), transports: [transport] });
 }
 
