@@ -33,6 +33,60 @@ export interface LoginContext {
   reject(kind: ReplyKind, why: string, reply?: string): void;
 }
 
+/** An address and port for a data connection, as written in 227 / 229 / PORT / EPRT. */
+export interface DataEndpoint {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/**
+ * One data connection the core relays between client and backend (FTP). The module says how each
+ * side is reached; the core owns the sockets: listeners on the passive range or the tenant's
+ * source address, dials bound to the tenant's source address, the source-IP check, timeouts.
+ */
+export interface DataLink {
+  /** Client-passive: listens on the address the client dialled, at a port of the listener's passive range. */
+  listenForClient(): Promise<DataEndpoint>;
+  /** Client-active: connect to the client at `port` when the transfer starts; `address` must be the control client's. */
+  dialClient(address: string, port: number): void;
+  /** Backend-active: listens on the tenant's source address for the backend's connection. */
+  listenForBackend(): Promise<DataEndpoint>;
+  /** Backend-passive: the backend's data port, dialled on the backend's control host (never the address it sent). */
+  dialBackend(port: number): void;
+  /** The transfer command went to the backend: dial the active sides now. */
+  start(): void;
+  /** Whether both sides have connected and bytes may flow. */
+  readonly relaying: boolean;
+  /**
+   * Resolves 'complete' once the backend's EOF has reached the client and the client side is
+   * flushed and ended; 'failed' when the link breaks, times out or is closed first.
+   */
+  settled(): Promise<'complete' | 'failed'>;
+  /** Destroys the link's sockets and listeners (ports given back). Safe to call twice. */
+  close(): void;
+}
+
+/** What the core lends a module whose control channel stays protocol-aware after login. */
+export interface ControlContext {
+  readonly limits: Limits;
+  readonly log: SessionLog;
+  /** The control connection's client IP (IPv4-mapped addresses unmapped). */
+  readonly clientAddress: string;
+  /** How the listener wants data connections asked of the backend. */
+  readonly backendDataMode: 'passive' | 'active';
+  /** A new data link; the core closes every link when the session ends. */
+  openDataLink(): DataLink;
+  /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
+  countError(why: string): void;
+}
+
+/** Why a protocol-aware control relay ended; `goodbye` is sent to the client before the close. */
+export interface ControlOutcome {
+  readonly reason: string;
+  readonly goodbye?: ReplyKind;
+}
+
 /** The contract between the core (sockets, time, tenants, logs) and one protocol's words. */
 export interface ProtocolModule {
   readonly name: Protocol;
@@ -52,4 +106,10 @@ export interface ProtocolModule {
   replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, backendAddress: string): Promise<Verdict>;
   /** The core's outcome in the protocol's words, CRLF included. */
   reply(kind: ReplyKind): string;
+  /**
+   * When present, called instead of the plain splice once the login succeeded and the verdict
+   * was written: the module relays the control channel itself (both channels still framed,
+   * pipelined bytes still buffered in them) until it resolves or throws.
+   */
+  afterLogin?(client: LineChannel, backend: LineChannel, ctx: ControlContext): Promise<ControlOutcome>;
 }

@@ -1,7 +1,9 @@
 import net from 'node:net';
 import type { ProtocolModule } from '../proxies/types.js';
 import type { Limits, ListenerConfig } from './config.js';
+import type { DataSetup } from './data-channel.js';
 import type { Logger } from './log.js';
+import { PassivePorts } from './port-range.js';
 import { Session, type SessionOutcome } from './session.js';
 import type { TenantDirectory } from './tenants.js';
 
@@ -19,6 +21,9 @@ export class Listener {
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
   private idleWaiters: Array<() => void> = [];
+  /** FTP: the listener's passive ports, shared by its sessions. */
+  readonly passivePorts: PassivePorts | undefined;
+  private readonly data: DataSetup | undefined;
 
   constructor(
     readonly config: ListenerConfig,
@@ -26,6 +31,8 @@ export class Listener {
   ) {
     // allowHalfOpen: a client's FIN is passed on to the backend, not taken as a close.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    this.passivePorts = config.passivePorts && new PassivePorts(config.passivePorts);
+    this.data = this.passivePorts && { ports: this.passivePorts, passiveAddress: config.passiveAddress, backendDataMode: config.backendDataMode ?? 'passive' };
     this.server.on('error', (err) => deps.logger.error('listener error', { listener: this.name, error: err.message }));
   }
 
@@ -61,6 +68,7 @@ export class Listener {
       limits: this.deps.limits,
       banner: this.config.banner,
       logger: this.deps.logger,
+      data: this.data,
       onDone: (s, outcome) => {
         this.sessions.delete(s);
         this.deps.onSessionDone(outcome);

@@ -1,10 +1,12 @@
 import type { Socket } from 'node:net';
-import type { LoginContext, LoginRequest, ProtocolModule, Verdict } from '../proxies/types.js';
+import type { ControlContext, LoginContext, LoginRequest, ProtocolModule, Verdict } from '../proxies/types.js';
 import type { Limits } from './config.js';
+import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
 import { LineChannel } from './line-channel.js';
 import { type Logger, SessionLog } from './log.js';
+import { ReadHook } from './read-hook.js';
 import { splice } from './splice.js';
 import type { Route, TenantDirectory } from './tenants.js';
 import { unmapIPv4 } from './tenants.js';
@@ -19,6 +21,8 @@ export interface SessionDeps {
   readonly logger: Logger;
   /** Called once, when the client's and the backend's sockets have both closed. */
   readonly onDone?: (session: Session, outcome: SessionOutcome) => void;
+  /** FTP listeners: passive ports, the address for 227 replies, how the backend is asked for data. */
+  readonly data?: DataSetup;
 }
 
 /** How a session ended, for counters and tests. */
@@ -34,6 +38,7 @@ interface LoggedIn {
   readonly socket: Socket;
   readonly channel: LineChannel;
   readonly verdict: Verdict & { ok: true };
+  readonly hook: ReadHook;
 }
 
 /** Bytes of a backend's greeting or reply line, generous: the backend is trusted more than clients. */
@@ -61,6 +66,8 @@ export class Session {
   private readonly loginTimer: NodeJS.Timeout;
   private readonly startedAt = Date.now();
   private openSockets = 1;
+  /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
+  private dataPlane: DataPlane | undefined;
   private outcome: SessionOutcome | undefined;
   private reported = false;
 
@@ -129,18 +136,19 @@ export class Session {
       const where = `${backend.host}:${backend.port}`;
       let socket: Socket | undefined;
       try {
-        this.pendingDial = dialBackend(backend, route.tenant.sourceAddress, this.deps.limits.connectTimeoutMs);
+        const hook = new ReadHook();
+        this.pendingDial = dialBackend(backend, route.tenant.sourceAddress, this.deps.limits.connectTimeoutMs, hook);
         socket = await this.pendingDial.socket;
         this.pendingDial = undefined;
         this.backend = socket;
         this.openSockets++;
         socket.once('close', () => this.socketClosed());
         socket.on('error', () => {}); // the channel and splice report errors; this keeps a late one from crashing us
-        const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE);
+        const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
         const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where);
         if (verdict.ok) {
           this.log.with({ backend: where });
-          return { socket, channel, verdict };
+          return { socket, channel, verdict, hook };
         }
         this.dropBackend();
         return verdict;
@@ -155,6 +163,8 @@ export class Session {
   }
 
   private spliceWith(clientChannel: LineChannel, backend: LoggedIn, login: LoginRequest): void {
+    const { afterLogin } = this.deps.module;
+    if (afterLogin) return this.relayControl(clientChannel, backend, login, afterLogin);
     const { client } = this;
     client.write(backend.verdict.reply);
     const fromBackend = backend.channel.release();
@@ -170,7 +180,45 @@ export class Session {
       client.destroy();
       backend.socket.destroy();
     });
-    void splice(client, backend.socket).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
+    void splice(client, backend.socket, backend.hook).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
+  }
+
+  /**
+   * For protocols whose control channel stays protocol-aware after login (FTP): the module's hook
+   * relays it, both channels still framed; the core lends it data links and keeps time.
+   */
+  private relayControl(clientChannel: LineChannel, backend: LoggedIn, login: LoginRequest, afterLogin: NonNullable<ProtocolModule['afterLogin']>): void {
+    const { client, deps } = this;
+    client.write(backend.verdict.reply);
+    clearTimeout(this.loginTimer);
+    this.phase = 'spliced';
+    this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
+    const data = new DataPlane({ client, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log });
+    this.dataPlane = data;
+    this.openSockets++;
+    void data.closed.then(() => this.socketClosed());
+    // The control channel is quiet during a transfer: the idle timer only counts while no data link is open.
+    client.on('timeout', () => {
+      if (data.busy) client.setTimeout(deps.limits.idleTimeoutMs);
+      else this.close('idle timeout', 'timeout');
+    });
+    client.setTimeout(deps.limits.idleTimeoutMs);
+    const ctx: ControlContext = {
+      limits: deps.limits,
+      log: this.log,
+      clientAddress: unmapIPv4(client.remoteAddress ?? ''),
+      backendDataMode: deps.data?.backendDataMode ?? 'passive',
+      openDataLink: () => data.open(),
+      countError: (why) => {
+        this.errors++;
+        this.log.info('bad command', { why, errors: this.errors });
+        if (this.errors >= deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
+      },
+    };
+    afterLogin(clientChannel, backend.channel, ctx).then(
+      (outcome) => this.close(outcome.reason, outcome.goodbye, true),
+      (err: unknown) => this.fail(err),
+    );
   }
 
   private loginContext(): LoginContext {
@@ -233,6 +281,11 @@ export class Session {
     }
     const goodbye = reply ?? (kind ? this.deps.module.reply(kind) : undefined);
     if (!wasSpliced) this.dropBackend();
+    if (this.dataPlane) {
+      // A protocol-aware relay ends here whatever ended it: its data links and its backend go now.
+      this.dataPlane.close();
+      this.backend?.destroy();
+    }
     const { client } = this;
     if ((goodbye || polite) && !client.destroyed && client.writable) {
       if (goodbye) client.end(goodbye, 'latin1');

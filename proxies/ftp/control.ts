@@ -1,0 +1,276 @@
+import { BackendError } from '../../src/errors.js';
+import type { LineChannel } from '../../src/line-channel.js';
+import { redactCommand } from '../../src/log.js';
+import type { ControlContext, ControlOutcome, DataLink } from '../types.js';
+import { formatHostPort, parseEprt, parseEpsvReply, parseHostPort, parsePasvReply } from './addresses.js';
+import { type FtpReply, ReplyFramer, ftpReplies, readReply } from './replies.js';
+
+/** Commands that move a file or a listing over the data connection (RFC 959 §4.1.3, RFC 3659 MLSD). */
+const TRANSFER_VERBS = new Set(['RETR', 'STOR', 'STOU', 'APPE', 'LIST', 'NLST', 'MLSD']);
+/** Replies by which a backend says it does not know EPSV (RFC 2428 §3): fall back to PASV. */
+const EPSV_UNKNOWN = new Set([500, 501, 502, 504]);
+
+const CANNOT_OPEN = '425 Cannot open data connection.\r\n';
+const TRANSFER_ABORTED = '426 Connection closed; transfer aborted.\r\n';
+
+/** A transfer command awaiting its replies, with the data link it uses. */
+interface Transfer {
+  readonly link: DataLink | undefined;
+  /** A 1xx came: the backend started the transfer, so a 2xx must wait for the data to reach the client. */
+  started: boolean;
+}
+
+/** What each backend reply belongs to, in command order (RFC 959 replies come in order). */
+type Pending =
+  | { readonly kind: 'forward'; readonly transfer?: Transfer }
+  | { readonly kind: 'internal'; readonly resolve: (reply: FtpReply) => void }
+  | { readonly kind: 'local'; readonly text: string };
+
+/** Telnet IP / Synch (IAC IP, IAC DM) that clients may put before ABOR (RFC 959 §4.1.3). */
+const TELNET_PREFIX = /^(?:\xff[\xf0-\xfe])+/;
+
+/**
+ * The control channel after login. Everything passes through unchanged except the commands that
+ * set up data connections: PASV / EPSV / PORT / EPRT are answered by Concierge with its own
+ * endpoints and turned into the backend request `backendDataMode` asks for; third-party PORT is
+ * refused; a transfer's 2xx is held until the data has reached the client.
+ */
+class ControlRelay {
+  private readonly pending: Pending[] = [];
+  private readonly framer = new ReplyFramer();
+  /** The link set up by the last PASV / PORT, waiting for its transfer command. */
+  private link: DataLink | undefined;
+  private readonly transfers = new Set<DataLink>();
+  private epsvAll = false;
+  private backendKnowsEpsv = true;
+  private quitSent = false;
+  private lastCode = 0;
+
+  constructor(
+    private readonly client: LineChannel,
+    private readonly backend: LineChannel,
+    private readonly ctx: ControlContext,
+  ) {}
+
+  run(): Promise<ControlOutcome> {
+    return Promise.race([this.readCommands(), this.readReplies()]);
+  }
+
+  private async readCommands(): Promise<never> {
+    const debug = this.ctx.log.isDebugEnabled();
+    for (;;) {
+      const event = await this.client.next();
+      if (event.kind !== 'line') {
+        this.ctx.countError(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line');
+        this.answer(event.kind === 'tooLong' ? ftpReplies.lineTooLong : ftpReplies.syntax);
+        continue;
+      }
+      const line = event.line.replace(TELNET_PREFIX, '');
+      if (debug) this.ctx.log.debug('client command', { line: redactCommand(line) });
+      const space = line.indexOf(' ');
+      const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+      const arg = space < 0 ? '' : line.slice(space + 1).trim();
+      if (verb === 'PASV' || verb === 'EPSV') await this.passive(verb, arg);
+      else if (verb === 'PORT' || verb === 'EPRT') await this.active(verb, arg);
+      else if (TRANSFER_VERBS.has(verb)) this.transfer(line);
+      else {
+        if (verb === 'ABOR') this.abortTransfers();
+        if (verb === 'QUIT') this.quitSent = true;
+        this.forward(line);
+      }
+    }
+  }
+
+  private async readReplies(): Promise<ControlOutcome> {
+    for (;;) {
+      let reply: FtpReply;
+      try {
+        reply = await readReply(this.backend, this.framer);
+      } catch (err) {
+        if (!(err instanceof BackendError) || err.code !== 'BACKEND_CLOSED') throw err;
+        if (this.quitSent) return { reason: 'quit' };
+        // A backend that said 421 has already told the client it is closing.
+        return this.lastCode === 421 ? { reason: 'backend closed' } : { reason: 'backend closed', goodbye: 'tempFailure' };
+      }
+      this.lastCode = reply.code;
+      await this.dispatch(reply);
+    }
+  }
+
+  /** Gives a backend reply to whatever it answers: the client, a held transfer, or Concierge itself. */
+  private async dispatch(reply: FtpReply): Promise<void> {
+    const head = this.pending[0];
+    if (!head || head.kind === 'local') return void this.client.write(reply.text); // unsolicited (e.g. 421 before a close)
+    if (reply.code < 200) {
+      if (head.kind !== 'forward') return; // a mark on a request of our own: nothing for the client
+      if (head.transfer) head.transfer.started = true;
+      return void this.client.write(reply.text);
+    }
+    this.pending.shift();
+    if (head.kind === 'internal') head.resolve(reply);
+    else if (head.transfer) await this.finishTransfer(head.transfer, reply);
+    else this.client.write(reply.text);
+    while (this.pending[0]?.kind === 'local') this.client.write((this.pending.shift() as { text: string }).text);
+  }
+
+  /**
+   * A transfer's final reply. A 2xx after a 1xx waits until the backend's EOF has reached the
+   * client and is flushed, so the client never takes a truncated file for a whole one.
+   */
+  private async finishTransfer(t: Transfer, reply: FtpReply): Promise<void> {
+    let text = reply.text;
+    if (t.link && t.started && reply.code < 300) {
+      const outcome = await t.link.settled();
+      if (outcome !== 'complete') {
+        this.ctx.log.info('transfer incomplete', { code: reply.code });
+        text = TRANSFER_ABORTED;
+      }
+    }
+    if (t.link) {
+      t.link.close();
+      this.transfers.delete(t.link);
+    }
+    this.client.write(text);
+  }
+
+  /** Concierge's own reply, after the replies still owed for earlier commands. */
+  private answer(text: string): void {
+    if (this.pending.length === 0) this.client.write(text);
+    else this.pending.push({ kind: 'local', text });
+  }
+
+  private forward(line: string): void {
+    this.backend.writeLine(line);
+    this.pending.push({ kind: 'forward' });
+  }
+
+  private transfer(line: string): void {
+    const link = this.link;
+    this.link = undefined;
+    if (link) this.transfers.add(link);
+    this.backend.writeLine(line);
+    this.pending.push({ kind: 'forward', transfer: { link, started: false } });
+    link?.start();
+  }
+
+  /** ABOR: the data connections go now; the backend's 426 / 226 replies pass through. */
+  private abortTransfers(): void {
+    for (const link of this.transfers) link.close();
+    this.dropLink();
+  }
+
+  /** A command Concierge sends the backend for itself; resolves with its final reply. */
+  private request(line: string): Promise<FtpReply> {
+    return new Promise((resolve) => {
+      this.backend.writeLine(line);
+      this.pending.push({ kind: 'internal', resolve });
+    });
+  }
+
+  private dropLink(): void {
+    this.link?.close();
+    this.link = undefined;
+  }
+
+  /** PASV / EPSV: Concierge's own passive listener toward the client, the backend asked per `backendDataMode`. */
+  private async passive(verb: 'PASV' | 'EPSV', arg: string): Promise<void> {
+    if (verb === 'EPSV' && arg.toUpperCase() === 'ALL') {
+      // RFC 2428 §4: from now on the client uses EPSV only. The backend is not told: it keeps
+      // whatever mode Concierge asks of it.
+      this.epsvAll = true;
+      return this.answer('200 EPSV ALL ok.\r\n');
+    }
+    if (verb === 'PASV' && this.epsvAll) return this.answer('503 PASV not allowed after EPSV ALL.\r\n');
+    if (verb === 'EPSV' && arg !== '' && arg !== '1' && arg !== '2') return this.answer('501 Syntax error in parameters or arguments.\r\n');
+    this.dropLink();
+    const link = this.ctx.openDataLink();
+    this.link = link;
+    let endpoint;
+    try {
+      endpoint = await link.listenForClient();
+    } catch (err) {
+      this.ctx.log.warn('passive listener failed', { error: (err as Error).message });
+      this.dropLink();
+      return this.answer(CANNOT_OPEN);
+    }
+    if (verb === 'PASV' && endpoint.family !== 4) {
+      this.dropLink();
+      return this.answer('425 PASV cannot carry an IPv6 address: use EPSV.\r\n');
+    }
+    if (verb === 'EPSV' && arg !== '' && Number(arg) !== endpoint.family) {
+      this.dropLink();
+      return this.answer(`522 Network protocol not supported, use (${endpoint.family})\r\n`);
+    }
+    const failure = await this.prepareBackend(link);
+    if (failure) {
+      this.dropLink();
+      return this.answer(failure);
+    }
+    this.answer(verb === 'PASV' ? `227 Entering Passive Mode (${formatHostPort(endpoint.address, endpoint.port)}).\r\n` : `229 Entering Extended Passive Mode (|||${endpoint.port}|)\r\n`);
+  }
+
+  /** PORT / EPRT: only toward the control connection's own client IP (RFC 2577 §3: no FTP bounce). */
+  private async active(verb: 'PORT' | 'EPRT', arg: string): Promise<void> {
+    if (this.epsvAll) return this.answer(`503 ${verb} not allowed after EPSV ALL.\r\n`);
+    const target = verb === 'PORT' ? parseHostPort(arg) : parseEprt(arg);
+    if (!target) return this.answer('501 Syntax error in parameters or arguments.\r\n');
+    if (target.host !== this.ctx.clientAddress || target.port < 1024) {
+      this.ctx.log.warn('data connection to a third party refused', { verb, host: target.host, port: target.port });
+      this.ctx.countError(`${verb} to ${target.host}:${target.port}`);
+      return this.answer(`500 Illegal ${verb} command.\r\n`);
+    }
+    this.dropLink();
+    const link = this.ctx.openDataLink();
+    this.link = link;
+    const failure = await this.prepareBackend(link);
+    if (failure) {
+      this.dropLink();
+      return this.answer(failure);
+    }
+    link.dialClient(target.host, target.port);
+    this.answer(`200 ${verb} command successful.\r\n`);
+  }
+
+  /**
+   * Asks the backend for the data connection: EPSV (PASV if it does not know EPSV) and a dial
+   * to the port it names on its control host, or PORT / EPRT toward Concierge's listener on the
+   * tenant's source address. Returns the reply for the client when that fails.
+   */
+  private async prepareBackend(link: DataLink): Promise<string | undefined> {
+    if (this.ctx.backendDataMode === 'active') {
+      let endpoint;
+      try {
+        endpoint = await link.listenForBackend();
+      } catch (err) {
+        this.ctx.log.warn('backend data listener failed', { error: (err as Error).message });
+        return CANNOT_OPEN;
+      }
+      const reply = await this.request(endpoint.family === 4 ? `PORT ${formatHostPort(endpoint.address, endpoint.port)}` : `EPRT |2|${endpoint.address}|${endpoint.port}|`);
+      return reply.code >= 200 && reply.code < 300 ? undefined : reply.text;
+    }
+    if (this.backendKnowsEpsv) {
+      const reply = await this.request('EPSV');
+      if (reply.code === 229) return this.dialBackend(link, parseEpsvReply(reply.text));
+      if (!EPSV_UNKNOWN.has(reply.code)) return reply.code >= 400 ? reply.text : CANNOT_OPEN;
+      this.backendKnowsEpsv = false;
+    }
+    const reply = await this.request('PASV');
+    // The address in a 227 is never used (mod_proxy's IgnoreForeignAddress lesson): only its port, on the control host.
+    if (reply.code === 227) return this.dialBackend(link, parsePasvReply(reply.text)?.port);
+    return reply.code >= 400 ? reply.text : CANNOT_OPEN;
+  }
+
+  private dialBackend(link: DataLink, port: number | undefined): string | undefined {
+    if (port === undefined) {
+      this.ctx.log.warn('backend passive reply without a port');
+      return CANNOT_OPEN;
+    }
+    link.dialBackend(port);
+    return undefined;
+  }
+}
+
+/** The FTP module's post-login hook: relays the control channel until either side ends it. */
+export function relayFtpControl(client: LineChannel, backend: LineChannel, ctx: ControlContext): Promise<ControlOutcome> {
+  return new ControlRelay(client, backend, ctx).run();
+}

@@ -1,0 +1,244 @@
+import net from 'node:net';
+import type { DataEndpoint, DataLink } from '../proxies/types.js';
+import type { Limits } from './config.js';
+import { dialData, ReadHook, relayData, type RelayEnd } from './data-relay.js';
+import type { SessionLog } from './log.js';
+import { listenOn, type PassivePorts } from './port-range.js';
+import { unmapIPv4 } from './tenants.js';
+
+/** What a session's data plane needs from its listener and its two control sockets. */
+export interface DataPlaneOptions {
+  /** The client's control socket: its peer is the only address data may come from or go to. */
+  readonly client: net.Socket;
+  /** The backend's control socket: its local address is the tenant's source address. */
+  readonly backend: net.Socket;
+  readonly ports: PassivePorts | undefined;
+  /** Address written in 227 / 229 instead of the one the client dialled (NAT). */
+  readonly passiveAddress: string | undefined;
+  readonly limits: Limits;
+  readonly log: SessionLog;
+}
+
+/** The data links of one session; `close()` ends them all, `closed` resolves once every socket and listener is closed. */
+export class DataPlane {
+  private readonly links = new Set<Link>();
+  private handles = 0;
+  private ended = false;
+  private resolveClosed!: () => void;
+  readonly closed = new Promise<void>((resolve) => (this.resolveClosed = resolve));
+
+  constructor(readonly options: DataPlaneOptions) {}
+
+  /** Whether a data link is open (the control channel may be quiet during a transfer). */
+  get busy(): boolean {
+    return this.links.size > 0;
+  }
+
+  open(): DataLink {
+    if (this.ended) throw new Error('data plane closed');
+    const link = new Link(this, () => this.links.delete(link));
+    this.links.add(link);
+    return link;
+  }
+
+  /** Counts a socket or server until its close event (the session is done only when all are). */
+  track(handle: net.Socket | net.Server): void {
+    this.handles++;
+    handle.once('close', () => {
+      if (--this.handles === 0 && this.ended) this.resolveClosed();
+    });
+  }
+
+  close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const link of this.links) link.close();
+    if (this.handles === 0) this.resolveClosed();
+  }
+}
+
+/** How long a finished relay may take to close by itself once its link is closed. */
+const LINGER_MS = 2_000;
+
+type Target = { host: string; port: number };
+
+/** One data connection: a client side and a backend side, each listened for or dialled, then relayed. */
+class Link implements DataLink {
+  private clientEnd: RelayEnd | undefined;
+  private backendEnd: RelayEnd | undefined;
+  private readonly servers: net.Server[] = [];
+  private clientTarget: Target | undefined;
+  private backendTarget: Target | undefined;
+  private started = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private outcome: Promise<'complete' | 'failed'> | undefined;
+  private complete = false;
+  private resolveOutcome!: (outcome: 'complete' | 'failed') => void;
+  private readonly settledPromise = new Promise<'complete' | 'failed'>((resolve) => (this.resolveOutcome = resolve));
+
+  constructor(
+    private readonly plane: DataPlane,
+    private readonly onClose: () => void,
+  ) {}
+
+  private get o(): DataPlaneOptions {
+    return this.plane.options;
+  }
+
+  get relaying(): boolean {
+    return this.outcome !== undefined && !this.closed;
+  }
+
+  /** The control client's IP: the one address allowed on the client side. */
+  private get clientIp(): string {
+    return unmapIPv4(this.o.client.remoteAddress ?? '');
+  }
+
+  private armTimer(): void {
+    this.timer ??= setTimeout(() => {
+      this.o.log.info('data connection timeout', { ms: this.o.limits.dataConnectTimeoutMs });
+      this.close();
+    }, this.o.limits.dataConnectTimeoutMs);
+  }
+
+  private server(onSocket: (socket: net.Socket) => void): net.Server {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
+      socket.on('error', () => {});
+      if (this.closed) return void socket.destroy();
+      this.plane.track(socket);
+      onSocket(socket);
+    });
+    server.on('error', (err) => this.o.log.warn('data listener error', { error: err.message }));
+    server.maxConnections = 4;
+    this.servers.push(server);
+    return server;
+  }
+
+  async listenForClient(): Promise<DataEndpoint> {
+    const { ports } = this.o;
+    if (!ports) throw new Error('this listener has no passive port range');
+    const host = unmapIPv4(this.o.client.localAddress ?? '');
+    const server = this.server((socket) => {
+      const from = unmapIPv4(socket.remoteAddress ?? '');
+      // Data-port theft: only the control connection's client may take the passive port.
+      if (from !== this.clientIp || this.clientEnd) {
+        this.o.log.warn('data connection refused', { from, expected: this.clientIp });
+        return void socket.destroy();
+      }
+      this.clientEnd = { socket };
+      server.close();
+      this.connectBackendIfPassive();
+      this.pair();
+    });
+    const port = await ports.listen(server, host);
+    this.plane.track(server);
+    if (this.closed) server.close();
+    this.armTimer();
+    const address = this.o.passiveAddress ?? host;
+    return { address, port, family: net.isIPv6(address) ? 6 : 4 };
+  }
+
+  dialClient(address: string, port: number): void {
+    if (address !== this.clientIp) throw new Error(`refusing a data connection to ${address}: not the control client`);
+    this.clientTarget = { host: address, port };
+    this.armTimer();
+  }
+
+  async listenForBackend(): Promise<DataEndpoint> {
+    const host = unmapIPv4(this.o.backend.localAddress ?? '');
+    const backendIp = unmapIPv4(this.o.backend.remoteAddress ?? '');
+    const server = this.server((socket) => {
+      const from = unmapIPv4(socket.remoteAddress ?? '');
+      if (from !== backendIp || this.backendEnd) {
+        this.o.log.warn('backend data connection refused', { from, expected: backendIp });
+        return void socket.destroy();
+      }
+      this.backendEnd = { socket };
+      server.close();
+      this.dialClientIfActive();
+      this.pair();
+    });
+    await listenOn(server, host, 0);
+    this.plane.track(server);
+    if (this.closed) server.close();
+    this.armTimer();
+    return { address: host, port: (server.address() as net.AddressInfo).port, family: net.isIPv6(host) ? 6 : 4 };
+  }
+
+  dialBackend(port: number): void {
+    this.backendTarget = { host: unmapIPv4(this.o.backend.remoteAddress ?? ''), port };
+    this.armTimer();
+  }
+
+  start(): void {
+    this.started = true;
+    this.connectBackendIfPassive();
+    this.dialClientIfActive();
+  }
+
+  private connectBackendIfPassive(): void {
+    if (!this.backendTarget || this.backendEnd || this.closed) return;
+    const hook = new ReadHook();
+    const socket = this.dial(this.backendTarget, unmapIPv4(this.o.backend.localAddress ?? ''), hook, 'backend');
+    this.backendEnd = { socket, hook };
+  }
+
+  private dialClientIfActive(): void {
+    if (!this.clientTarget || this.clientEnd || this.closed || !this.started) return;
+    const hook = new ReadHook();
+    const socket = this.dial(this.clientTarget, unmapIPv4(this.o.client.localAddress ?? ''), hook, 'client');
+    this.clientEnd = { socket, hook };
+  }
+
+  private dial(target: Target, localAddress: string, hook: ReadHook, side: 'client' | 'backend'): net.Socket {
+    const socket = dialData(target.host, target.port, localAddress || undefined, hook);
+    this.plane.track(socket);
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      this.o.log.info('data connection failed', { side, to: `${target.host}:${target.port}`, code: err.code ?? err.message });
+      this.close();
+    });
+    socket.once('connect', () => this.pair());
+    return socket;
+  }
+
+  /** Starts the relay once both sides are connected (a dialled socket may still be connecting). */
+  private pair(): void {
+    const { clientEnd, backendEnd } = this;
+    if (this.closed || this.outcome || !clientEnd || !backendEnd) return;
+    if (clientEnd.socket.connecting || backendEnd.socket.connecting) return;
+    clearTimeout(this.timer);
+    this.outcome = relayData(clientEnd, backendEnd, this.o.limits.idleTimeoutMs);
+    void this.outcome.then((outcome) => {
+      this.complete = outcome === 'complete';
+      this.resolveOutcome(outcome);
+      if (outcome === 'failed') this.close();
+    });
+  }
+
+  settled(): Promise<'complete' | 'failed'> {
+    return this.settledPromise;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    for (const server of this.servers) if (server.listening) server.close();
+    for (const end of [this.clientEnd, this.backendEnd]) {
+      // A finished relay is left to close by itself: destroying it could turn the client's last
+      // bytes into a reset. Anything else is cut now.
+      if (this.complete) end?.socket.setTimeout(LINGER_MS, () => end.socket.destroy());
+      else end?.socket.destroy();
+    }
+    this.resolveOutcome('failed');
+    this.onClose();
+  }
+}
+
+/** What an FTP listener lends its sessions for data connections. */
+export interface DataSetup {
+  readonly ports: PassivePorts;
+  readonly passiveAddress: string | undefined;
+  readonly backendDataMode: 'passive' | 'active';
+}

@@ -1,0 +1,115 @@
+import net from 'node:net';
+
+/**
+ * Bytes of the buffer a dialled data socket reads into. It is held for the socket's life, which
+ * is one transfer: fine for data connections, never for idle control sessions (STACK.md).
+ */
+const ONREAD_BUFFER = 1 << 20;
+
+/**
+ * Where a dialled socket's reads go once the relay is wired. Until then the socket stays paused,
+ * so nothing is read; a chunk that still arrives is copied and kept.
+ */
+export class ReadHook {
+  sink: ((n: number, buf: Buffer) => boolean) | undefined;
+  early: Buffer[] = [];
+
+  readonly onread = {
+    buffer: () => Buffer.allocUnsafe(ONREAD_BUFFER),
+    callback: (n: number, buf: Buffer): boolean => {
+      if (this.sink) return this.sink(n, buf);
+      this.early.push(Buffer.from(buf.subarray(0, n)));
+      return false;
+    },
+  };
+}
+
+/** Dials a data connection, paused until relayed; reads go through `hook` (Node's onread fast path). */
+export function dialData(host: string, port: number, localAddress: string | undefined, hook: ReadHook): net.Socket {
+  const socket = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true, onread: hook.onread } as net.NetConnectOpts);
+  socket.pause();
+  return socket;
+}
+
+/** One side of a relay: the socket, and the read hook when Concierge dialled it. */
+export interface RelayEnd {
+  readonly socket: net.Socket;
+  readonly hook?: ReadHook;
+}
+
+/** How the backend-to-client direction ended: its EOF reached the client and was flushed, or not. */
+export type RelayOutcome = 'complete' | 'failed';
+
+/**
+ * Pumps one direction until EOF, then ends `dst` (half-close passed on). With a read hook the
+ * socket reads into its own buffer, which is handed to `write()` as is: reading pauses until the
+ * kernel has taken it, so the buffer is never overwritten while queued.
+ */
+function pump(src: RelayEnd, dst: net.Socket): void {
+  const { socket } = src;
+  if (src.hook) {
+    let stalled = false;
+    const afterWrite = () => {
+      if (stalled && dst.writableLength === 0) {
+        stalled = false;
+        socket.resume();
+      }
+    };
+    for (const chunk of src.hook.early) dst.write(chunk);
+    src.hook.early = [];
+    src.hook.sink = (n, buf) => {
+      dst.write(buf.subarray(0, n), afterWrite);
+      if (dst.writableLength === 0) return true;
+      stalled = true;
+      return false;
+    };
+  } else {
+    socket.on('data', (chunk: Buffer) => {
+      if (!dst.write(chunk)) socket.pause();
+    });
+    dst.on('drain', () => socket.resume());
+  }
+  socket.once('end', () => dst.end());
+  socket.resume();
+}
+
+/**
+ * Relays a data connection both ways until both directions have ended. Resolves 'complete' once
+ * the backend's EOF has been passed to the client and the client side is flushed and ended, the
+ * moment a transfer-complete reply may be forwarded; 'failed' when either side errs, resets or
+ * idles past `idleMs` first (both are then destroyed).
+ */
+export function relayData(client: RelayEnd, backend: RelayEnd, idleMs: number): Promise<RelayOutcome> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (outcome: RelayOutcome) => {
+      if (settled) return;
+      settled = true;
+      resolve(outcome);
+    };
+    const fail = () => {
+      client.socket.destroy();
+      backend.socket.destroy();
+      settle('failed');
+    };
+    let backendEnded = false;
+    backend.socket.once('end', () => (backendEnded = true));
+    client.socket.once('finish', () => {
+      if (backendEnded) settle('complete');
+    });
+    for (const { socket } of [client, backend]) {
+      socket.on('error', fail);
+      socket.setTimeout(idleMs, fail);
+    }
+    // The backend may close as soon as its EOF is read; the client side settles the outcome.
+    backend.socket.once('close', () => {
+      if (!backendEnded) fail();
+    });
+    client.socket.once('close', () => {
+      if (backendEnded && client.socket.writableFinished) settle('complete');
+      else fail();
+    });
+    pump(backend, client.socket);
+    pump(client, backend.socket);
+  });
+}
