@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Backend } from './config.js';
 import { BackendError } from './errors.js';
+import type { ReadHook } from './read-hook.js';
 
 /** An outstanding dial: `cancel()` destroys the half-open socket and rejects the dial. */
 export interface Dial {
@@ -9,12 +10,13 @@ export interface Dial {
 }
 
 /**
- * Opens a TCP connection to one backend, bound to the tenant's source address.
+ * Opens a TCP connection to one backend, bound to the tenant's source address; with a `hook`
+ * its reads take the onread fast path (read-hook.ts).
  * Rejects with BackendError (BACKEND_CONNECT / BACKEND_TIMEOUT / BACKEND_CLOSED on cancel), so a
  * client that leaves during the dial leaks nothing. (A plain cancel callback rather than an
  * AbortSignal: an abort builds a DOMException, measurable at thousands of sessions a second.)
  */
-export function dialBackend(backend: Backend, sourceAddress: string | undefined, connectTimeoutMs: number): Dial {
+export function dialBackend(backend: Backend, sourceAddress: string | undefined, connectTimeoutMs: number, hook?: ReadHook): Dial {
   let cancel = () => {};
   const socket = new Promise<net.Socket>((resolve, reject) => {
     const socket = net.connect({
@@ -23,6 +25,7 @@ export function dialBackend(backend: Backend, sourceAddress: string | undefined,
       localAddress: sourceAddress,
       allowHalfOpen: true,
       noDelay: true,
+      ...(hook ? { onread: hook.onread } : {}),
     });
     let settled = false;
     const fail = (err: BackendError) => {
@@ -46,6 +49,8 @@ export function dialBackend(backend: Backend, sourceAddress: string | undefined,
       settled = true;
       clearTimeout(timer);
       socket.off('error', onError);
+      // With onread nothing reads the stream, so it must flow for 'end' to be emitted.
+      if (hook) socket.resume();
       resolve(socket);
     });
   });

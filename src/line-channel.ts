@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { BackendError, ClientGoneError } from './errors.js';
+import type { ReadHook } from './read-hook.js';
 
 /** One framed line, or what went wrong with it. Lines are latin1 strings: every byte kept as is. */
 export type LineEvent =
@@ -29,12 +30,15 @@ export class LineChannel {
   private waiting = false;
   private timedOut = false;
 
+  /** With a `hook`, chunks come from the socket's onread callback instead of 'data' events. */
   constructor(
     readonly socket: Socket,
     readonly side: 'client' | 'backend',
     private readonly maxLineLength: number,
+    private readonly hook?: ReadHook,
   ) {
-    socket.on('data', this.onData);
+    if (hook) hook.attach(this.onHookData);
+    else socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
     socket.on('error', this.onError);
@@ -44,6 +48,11 @@ export class LineChannel {
     this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
     if (this.buffer.length > MAX_BUFFERED) this.socket.pause();
     this.notify();
+  };
+
+  private readonly onHookData = (chunk: Buffer): boolean => {
+    this.onData(chunk);
+    return !this.socket.isPaused();
   };
 
   private readonly onEnd = (): void => {
@@ -159,6 +168,7 @@ export class LineChannel {
   release(): Buffer {
     this.released = true;
     clearTimeout(this.timer);
+    this.hook?.detach();
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);

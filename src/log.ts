@@ -1,4 +1,5 @@
 import winston from 'winston';
+import TransportStream from 'winston-transport';
 
 export type Logger = winston.Logger;
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -23,7 +24,7 @@ const jsonLine = winston.format((info) => {
  * lines per turn, and stdout to a file or pipe is a synchronous write() per call on Linux; the
  * Console transport also schedules an event per line. Pending lines are written on exit too.
  */
-class BatchedStdout extends winston.Transport {
+class BatchedStdout extends TransportStream {
   private pending = '';
   private scheduled = false;
   private readonly flush = (): void => {

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { ReadHook } from './read-hook.js';
 
 /** How a spliced session ended, with the bytes that crossed it after the login. */
 export interface SpliceResult {
@@ -12,7 +13,7 @@ export interface SpliceResult {
  * a FIN from one side becomes a FIN to the other). An error on either side destroys both.
  * Byte counts come from the sockets' own counters, so the data path has no per-chunk work.
  */
-export function splice(client: Socket, backend: Socket): Promise<SpliceResult> {
+export function splice(client: Socket, backend: Socket, backendHook?: ReadHook): Promise<SpliceResult> {
   const upBase = client.bytesRead;
   const downBase = backend.bytesRead;
   return new Promise((resolve) => {
@@ -34,6 +35,30 @@ export function splice(client: Socket, backend: Socket): Promise<SpliceResult> {
     client.once('close', onClose);
     backend.once('close', onClose);
     client.pipe(backend);
-    backend.pipe(client);
+    if (backendHook) pumpHooked(backend, backendHook, client);
+    else backend.pipe(client);
   });
+}
+
+/**
+ * `src` → `dst` for a socket read through a ReadHook: each chunk is written as it came, and
+ * reading stops while `dst` still holds unsent bytes, resuming once they are flushed.
+ */
+function pumpHooked(src: Socket, hook: ReadHook, dst: Socket): void {
+  let stalled = false;
+  const flushed = () => {
+    if (stalled && dst.writableLength === 0) {
+      stalled = false;
+      src.resume();
+    }
+  };
+  hook.attach((chunk) => {
+    if (dst.destroyed) return false;
+    dst.write(chunk, flushed);
+    if (dst.writableLength === 0) return true;
+    stalled = true;
+    return false;
+  });
+  src.once('end', () => dst.end());
+  src.resume();
 }
