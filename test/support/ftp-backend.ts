@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { FtpSrv } from 'ftp-srv';
+import { Readable } from 'node:stream';
+import { FileSystem, FtpSrv } from 'ftp-srv';
 
 /** A login as ftp-srv saw it: `ip` is the control connection's remote address (the tenant's source address). */
 export interface FtpLoginRecord {
@@ -42,6 +43,28 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGQUIT'] as const;
  * Starts ftp-srv with `users` (name → password) sharing one root folder holding `files`.
  * `pasv` must be disjoint from every other test file's ranges (ftp-srv tries only 5 ports).
  */
+/** A file system whose `broken.bin` sends `BROKEN_PREFIX` bytes and then fails: a backend that drops a transfer midway. */
+export const BROKEN_PREFIX = 256 * 1024;
+
+class BreakingFileSystem extends FileSystem {
+  override read(fileName: string, options?: { start?: any }): Promise<any> {
+    if (path.basename(fileName) !== 'broken.bin') return super.read(fileName, options ?? {});
+    let sent = false;
+    const stream = new Readable({
+      read() {
+        if (!sent) {
+          sent = true;
+          this.push(Buffer.alloc(BROKEN_PREFIX, 0x61));
+        } else {
+          // Later, not at once: ftp-srv attaches its rejection handler only after its 150 is written.
+          setTimeout(() => this.destroy(new Error('disk on fire')), 100);
+        }
+      },
+    });
+    return Promise.resolve({ stream, clientPath: fileName });
+  }
+}
+
 export async function startFtpBackend(options: { users: Record<string, string>; files?: Record<string, string | Buffer>; pasv: { min: number; max: number }; greeting?: string[] }): Promise<FtpBackend> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'concierge-ftp-'));
   for (const [name, content] of Object.entries(options.files ?? {})) {
@@ -72,7 +95,7 @@ export async function startFtpBackend(options: { users: Record<string, string>; 
         transfers.push({ kind, controlIp: connection.ip, dataIp: dataSocket?.remoteAddress, path: file, error: error?.message });
       });
     }
-    resolve({ root });
+    resolve({ fs: new BreakingFileSystem(connection, { root, cwd: '/' }) });
   });
   server.on('client-error', () => {});
   await server.listen();
