@@ -22,9 +22,13 @@ function exitOnConfigError(err: unknown): never {
 function handleSignals(concierge: Concierge, configFile: string, extra: () => Promise<void> = async () => {}): void {
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      concierge.logger.warn('stopping now: logged-in sessions are cut', { signal });
+      void concierge.close(0);
+      return;
+    }
     stopping = true;
-    concierge.logger.info('stopping', { signal });
+    concierge.logger.info('stopping: logged-in sessions may finish (a second signal cuts them)', { signal });
     void Promise.all([concierge.close(), extra()]).then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));

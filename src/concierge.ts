@@ -19,7 +19,11 @@ export interface Concierge {
   readonly logger: Logger;
   /** Swaps the tenant directory atomically: new logins see the new tenants, open sessions are untouched. */
   reloadTenants(config: Config): void;
-  close(): Promise<void>;
+  /**
+   * Stops every listener: sessions still logging in get a goodbye, logged-in ones get `graceMs`
+   * (default: each listener's `shutdownGraceMs`) to finish. Again with 0: cut them now.
+   */
+  close(graceMs?: number): Promise<void>;
 }
 
 /** Opens every configured listener. Rejects (closing what it opened) if one cannot bind. */
@@ -53,9 +57,11 @@ export async function startConcierge(config: Config, options: { logger?: Logger 
     reloadTenants(next) {
       directory = new TenantDirectory(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length });
+      const ignored = (['listeners', 'limits', 'log', 'demo'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
     },
-    async close() {
-      await Promise.all(listeners.map((l) => l.close()));
+    async close(graceMs) {
+      await Promise.all(listeners.map((l) => l.close(graceMs)));
     },
   };
 }

@@ -13,8 +13,8 @@ export class ConfigError extends Error {
 
 const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IPv4 or IPv6 address' });
 const host = z.union([z.ipv4(), z.ipv6(), z.hostname()], { error: 'must be an IP address or a host name' });
-const listenPort = z.int({ error: 'must be an integer port' }).min(0).max(65535);
-const backendPort = z.int({ error: 'must be an integer port' }).min(1).max(65535);
+const listenPort = z.int({ error: 'must be an integer port' }).min(0, { error: 'must be a port from 0 (any free port) to 65535' }).max(65535, { error: 'must be a port from 0 (any free port) to 65535' });
+const backendPort = z.int({ error: 'must be an integer port' }).min(1, { error: 'must be a port from 1 to 65535' }).max(65535, { error: 'must be a port from 1 to 65535' });
 const ms = z.int().positive();
 const domain = z
   .string()
@@ -45,10 +45,20 @@ export const limitsSchema = z.strictObject({
   maxLoginAttempts: z.int().min(1).max(100).default(3),
   /** Every failed login is answered this long after the client's last login line. */
   authFailDelayMs: z.int().min(0).max(60_000).default(2_000),
+  /** On SIGTERM / SIGINT: how long logged-in sessions may go on before they are cut. */
+  shutdownGraceMs: z.int().min(0).max(600_000).default(8_000),
   /** FTP: a data listener or data dial with no connection within this is closed (its port released). */
   dataConnectTimeoutMs: ms.default(30_000),
 });
 export type Limits = z.infer<typeof limitsSchema>;
+
+/**
+ * A listener's own limits: the same fields without defaults, so that what a listener leaves out
+ * comes from the top-level `limits` (zod's `.partial()` would keep the built-in defaults).
+ */
+const listenerLimitsSchema = z.strictObject(
+  Object.fromEntries(Object.entries(limitsSchema.shape).map(([key, field]) => [key, (field as z.ZodDefault<z.ZodType>).unwrap().optional()])),
+) as unknown as z.ZodType<Partial<Limits>>;
 
 const backendSchema = z.strictObject({ host, port: backendPort });
 export type Backend = z.infer<typeof backendSchema>;
@@ -63,7 +73,7 @@ const listenerSchema = z.strictObject({
   port: listenPort,
   /** Text after the greeting's status ("+OK ", "220 "); never a software version. */
   banner: lineText.optional(),
-  limits: limitsSchema.partial().optional(),
+  limits: listenerLimitsSchema.optional(),
   /** FTP only, required there: ports for the passive listeners answered in 227 / 229. */
   passivePorts: portRangeSchema.optional(),
   /** FTP only: the IPv4 address written in 227 replies (behind NAT); default: the address the client dialled. */
@@ -140,11 +150,11 @@ function crossCheck(config: Config): string[] {
     });
   });
 
-  const wildcard = (a: string) => a === '0.0.0.0' || a === '::';
+  // "::" is dual-stack on Linux: it takes the port on every IPv4 address too.
+  const takesAll = (a: string, b: string) => a === '::' || (a === '0.0.0.0' && isIP(b) === 4);
   config.listeners.forEach((l, i) => {
     config.listeners.slice(0, i).forEach((m, j) => {
-      const sameFamily = isIP(l.address) === isIP(m.address);
-      if (l.port !== 0 && l.port === m.port && (l.address === m.address || (sameFamily && (wildcard(l.address) || wildcard(m.address))))) {
+      if (l.port !== 0 && l.port === m.port && (l.address === m.address || takesAll(l.address, m.address) || takesAll(m.address, l.address))) {
         problems.push(`listeners[${i}]: ${l.address}:${l.port} overlaps listeners[${j}] (${m.address}:${m.port})`);
       }
     });
@@ -163,7 +173,8 @@ function crossCheck(config: Config): string[] {
     const clash = config.listeners.findIndex((l) => l.port === d.port);
     if (clash >= 0) problems.push(`demo.pop3Servers[${i}].port: ${d.port} is also listeners[${clash}].port`);
   });
-  return problems;
+  // A problem in the top-level limits shows up once per listener that inherits it: say it once.
+  return [...new Set(problems)];
 }
 
 /** FTP listener fields: present where needed, absent elsewhere; passive ranges disjoint from each other and from listener ports. */

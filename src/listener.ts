@@ -4,6 +4,7 @@ import type { Limits, ListenerConfig } from './config.js';
 import type { DataSetup } from './data-channel.js';
 import type { Logger } from './log.js';
 import { PassivePorts } from './port-range.js';
+import { FailureTiming } from './failure-timing.js';
 import { Session, type SessionOutcome } from './session.js';
 import type { TenantDirectory } from './tenants.js';
 
@@ -20,6 +21,8 @@ export interface ListenerDeps {
 export class Listener {
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
+  private readonly failureTiming = new FailureTiming();
+  private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   /** FTP: the listener's passive ports, shared by its sessions. */
   readonly passivePorts: PassivePorts | undefined;
@@ -69,6 +72,7 @@ export class Listener {
       banner: this.config.banner,
       logger: this.deps.logger,
       data: this.data,
+      failureTiming: this.failureTiming,
       onDone: (s, outcome) => {
         this.sessions.delete(s);
         this.deps.onSessionDone(outcome);
@@ -91,10 +95,22 @@ export class Listener {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops accepting, says goodbye to every session, and resolves when all are done. */
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const session of this.sessions) session.shutdown();
-    await Promise.all([closed, this.whenIdle()]);
+  /**
+   * Stops accepting and says goodbye to sessions still logging in. Logged-in sessions get
+   * `graceMs` (default: the `shutdownGraceMs` limit) to finish, then are cut. Calling it again
+   * with a shorter grace (a second signal) cuts them sooner.
+   */
+  async close(graceMs = this.deps.limits.shutdownGraceMs): Promise<void> {
+    if (!this.closing) {
+      this.closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const session of this.sessions) session.shutdown(false);
+    }
+    const cut = () => {
+      for (const session of this.sessions) session.shutdown(true);
+    };
+    const timer = graceMs > 0 && this.sessions.size > 0 ? setTimeout(cut, graceMs) : undefined;
+    if (graceMs <= 0) cut();
+    await Promise.all([this.closing, this.whenIdle()]);
+    clearTimeout(timer);
   }
 }

@@ -4,6 +4,7 @@ import type { Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
+import type { FailureTiming } from './failure-timing.js';
 import { LineChannel } from './line-channel.js';
 import { type Logger, SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
@@ -19,6 +20,8 @@ export interface SessionDeps {
   readonly limits: Limits;
   readonly banner: string | undefined;
   readonly logger: Logger;
+  /** The listener's record of backend refusal times (unknown domains wait as long). */
+  readonly failureTiming?: FailureTiming;
   /** Called once, when the client's and the backend's sockets have both closed. */
   readonly onDone?: (session: Session, outcome: SessionOutcome) => void;
   /** FTP listeners: passive ports, the address for 227 replies, how the backend is asked for data. */
@@ -92,9 +95,13 @@ export class Session {
     this.run().catch((err: unknown) => this.fail(err));
   }
 
-  /** Ends the session at once, with the protocol's goodbye if it is still in the login phase. */
-  shutdown(): void {
-    this.close('shutting down', this.phase === 'login' ? 'shuttingDown' : undefined);
+  /**
+   * A session still logging in ends at once, with the protocol's goodbye. A logged-in one is
+   * left to finish (a transfer in flight completes) unless `force`.
+   */
+  shutdown(force: boolean): void {
+    if (this.phase === 'login') this.close('shutting down', 'shuttingDown');
+    else if (force) this.close('shutting down');
   }
 
   private async run(): Promise<void> {
@@ -111,7 +118,9 @@ export class Session {
     for (let attempt = 1; ; attempt++) {
       const login = await module.readLogin(clientChannel, ctx);
       if (!login) return this.close('quit', undefined, true);
-      const answerAt = Date.now() + limits.authFailDelayMs;
+      const credentialsAt = Date.now();
+      this.tenant = undefined;
+      this.log.with({ tenant: undefined, backend: undefined });
       const route = this.deps.directory().resolve(login.name, module.name, this.client.localAddress);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
@@ -120,8 +129,12 @@ export class Session {
       if ('socket' in result) return this.spliceWith(clientChannel, result, login);
 
       this.log.info('login failed', { user: login.name, reason: result.reason, attempt });
-      // An unknown domain, user or password: one reply, one text, one delay.
-      await this.pause(answerAt - Date.now());
+      // An unknown domain, user or password: one reply, one text, one delay, and an unknown
+      // domain takes at least as long as the backends' own refusals have lately.
+      const { failureTiming } = this.deps;
+      if (result.reason === 'authFailed') failureTiming?.observe(Date.now() - credentialsAt);
+      const floor = result.reason === 'unknownTenant' ? (failureTiming?.typicalMs() ?? 0) : 0;
+      await this.pause(credentialsAt + Math.max(limits.authFailDelayMs, floor) - Date.now());
       const reply = result.reason === 'tempFailure' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
       if (attempt >= limits.maxLoginAttempts) return this.close('too many login attempts', undefined, false, reply);
       this.client.write(reply);
@@ -147,7 +160,7 @@ export class Session {
         const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
         const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where);
         if (verdict.ok) {
-          this.log.with({ backend: where });
+          this.log.with({ backend: where, source: route.tenant.sourceAddress });
           return { socket, channel, verdict, hook };
         }
         this.dropBackend();

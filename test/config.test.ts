@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig, parseConfig } from '../src/config.js';
+import { ConfigError, effectiveLimits, loadConfig, parseConfig } from '../src/config.js';
 
 const listener = { protocol: 'pop3', address: '127.0.0.1', port: 1110 };
 const tenant = (domain: string, extra: Record<string, unknown> = {}) => ({ domain, sourceAddress: '127.0.0.2', backends: { pop3: [{ host: '127.0.0.1', port: 11001 }] }, ...extra });
@@ -72,6 +72,24 @@ describe('config validation', () => {
     ]);
     const perListener = problemsOf({ listeners: [{ ...listener, limits: { authFailDelayMs: 59_000, loginTimeoutMs: 50_000 } }] });
     assert.deepEqual(perListener, ['listeners[0].limits.authFailDelayMs: must be less than loginTimeoutMs (50000)']);
+  });
+
+  test('a listener’s limits override the top-level ones field by field, never with built-in defaults', () => {
+    const config = parseConfig({ listeners: [{ ...listener, limits: { maxErrors: 5 } }, { ...listener, port: 1111, limits: {} }], limits: { maxErrors: 3, authFailDelayMs: 500 } });
+    assert.deepEqual([effectiveLimits(config, config.listeners[0]!).maxErrors, effectiveLimits(config, config.listeners[0]!).authFailDelayMs], [5, 500]);
+    assert.deepEqual([effectiveLimits(config, config.listeners[1]!).maxErrors, effectiveLimits(config, config.listeners[1]!).authFailDelayMs], [3, 500]);
+  });
+
+  test('a dual-stack wildcard overlaps every address on its port', () => {
+    const problems = problemsOf({ listeners: [{ ...listener, address: '::' }, { ...listener, address: '0.0.0.0' }, { ...listener, address: '127.0.0.1', port: 1111 }, { ...listener, address: '0.0.0.0', port: 1111 }] });
+    assert.deepEqual(problems, ['listeners[1]: 0.0.0.0:1110 overlaps listeners[0] (:::1110)', 'listeners[3]: 0.0.0.0:1111 overlaps listeners[2] (127.0.0.1:1111)']);
+  });
+
+  test('a port out of range says so; a top-level limit problem is reported once', () => {
+    const problems = problemsOf({ listeners: [{ ...listener, port: 70000 }], tenants: [tenant('a.example', { backends: { pop3: [{ host: 'x', port: 0 }] } })] });
+    assert.deepEqual(problems, ['listeners[0].port: must be a port from 0 (any free port) to 65535', 'tenants[0].backends.pop3[0].port: must be a port from 1 to 65535']);
+    const twice = problemsOf({ listeners: [listener, { ...listener, port: 1111 }], limits: { connectTimeoutMs: 90_000 } });
+    assert.deepEqual(twice, ['limits.connectTimeoutMs: must be less than loginTimeoutMs (60000)']);
   });
 
   test('a banner cannot smuggle a line break into the greeting', () => {

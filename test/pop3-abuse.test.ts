@@ -102,6 +102,7 @@ describe('POP3 hostile input before login', () => {
     assert.equal(await c.command('HELO'), '-ERR Syntax error');
     assert.equal(await c.command('AUTH CRAM-MD5'), '-ERR Unsupported authentication mechanism');
     assert.equal(await c.command('AUTH PLAIN !!!notbase64'), '-ERR Syntax error');
+    assert.equal(await c.command('AUTH PLAIN one two'), '-ERR Syntax error');
     c.close();
   });
 

@@ -1,3 +1,4 @@
+import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
 import type { LoginContext } from '../types.js';
 
@@ -36,10 +37,11 @@ async function askCapa(backend: LineChannel, ctx: LoginContext): Promise<boolean
     if (event.line === '.') return pipelining;
     if (event.line.toUpperCase() === 'PIPELINING') pipelining = true;
   }
-  return false;
+  // Unread capability lines would be taken for the replies to USER and PASS: give up on it.
+  throw new BackendError('BACKEND_PROTOCOL', `CAPA list longer than ${MAX_CAPA_LINES} lines`);
 }
 
-/** Forgets what was learnt (tests; a reload that changes backends). */
+/** Forgets what was learnt (tests). A reload does not: entries expire after CAPABILITY_TTL_MS. */
 export function forgetBackendCapabilities(): void {
   cache.clear();
 }

@@ -55,8 +55,12 @@ const pass: Handler = (arg, _client, ctx, d) => {
 
 const auth: Handler = async (arg, client, ctx, d) => {
   const [mechanism = '', initial, extra] = arg.split(' ');
-  if (mechanism.toUpperCase() !== 'PLAIN' || extra !== undefined) {
+  if (mechanism.toUpperCase() !== 'PLAIN') {
     ctx.reject('syntax', 'AUTH mechanism not offered', '-ERR Unsupported authentication mechanism\r\n');
+    return { next: d.state };
+  }
+  if (extra !== undefined) {
+    ctx.reject('syntax', 'AUTH PLAIN with more than one argument');
     return { next: d.state };
   }
   let response = initial;

@@ -54,7 +54,8 @@ export async function startTwoTenants(options: { usersA?: MailUsers; usersB?: Ma
     logs,
     logger: logs.logger,
     async close() {
-      await concierge.close();
+      // No grace: a test that leaves a session open is cut at once (shutdown tests call close themselves).
+      await concierge.close(0);
       await Promise.all([backendA.close(), backendB.close()]);
       await Promise.all([mailA.remove(), mailB.remove()]);
     },
