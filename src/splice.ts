@@ -52,7 +52,7 @@ function pumpHooked(src: Socket, hook: ReadHook, dst: Socket): void {
       src.resume();
     }
   };
-  hook.attach((chunk) => {
+  hook.attachRelay((chunk) => {
     if (dst.destroyed) return false;
     dst.write(chunk, flushed);
     if (dst.writableLength === 0) return true;
