@@ -60,7 +60,14 @@ const listenerLimitsSchema = z.strictObject(
   Object.fromEntries(Object.entries(limitsSchema.shape).map(([key, field]) => [key, (field as z.ZodDefault<z.ZodType>).unwrap().optional()])),
 ) as unknown as z.ZodType<Partial<Limits>>;
 
-const backendSchema = z.strictObject({ host, port: backendPort });
+const backendSchema = z.strictObject({
+  host,
+  port: backendPort,
+  /** SMTP only: pass the client's address, port and HELO name with XCLIENT when the backend advertises it (Postfix). */
+  xclient: z.boolean().optional(),
+  /** SMTP only: open the backend connection with a PROXY protocol header (v1 text or v2 binary) carrying the client's address. */
+  proxyProtocol: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2 (PROXY protocol version)' }).optional(),
+});
 export type Backend = z.infer<typeof backendSchema>;
 
 /** FTP: the ports Concierge's own passive data listeners take, both ends included. */
@@ -68,7 +75,7 @@ const portRangeSchema = z.strictObject({ from: backendPort, to: backendPort });
 export type PortRange = z.infer<typeof portRangeSchema>;
 
 const listenerSchema = z.strictObject({
-  protocol: z.enum(['pop3', 'ftp'], { error: 'protocol must be "pop3" or "ftp" (SMTP comes later)' }),
+  protocol: z.enum(['pop3', 'ftp', 'smtp'], { error: 'protocol must be "pop3", "ftp" or "smtp"' }),
   address: ipAddress,
   port: listenPort,
   /** Text after the greeting's status ("+OK ", "220 "); never a software version. */
@@ -80,6 +87,14 @@ const listenerSchema = z.strictObject({
   passiveAddress: z.ipv4({ error: 'must be an IPv4 address (a 227 reply cannot carry another)' }).optional(),
   /** FTP only: how Concierge asks the backend for data connections. */
   backendDataMode: z.enum(['passive', 'active']).optional(),
+  /** SMTP only: "mx" routes each transaction by recipient domain (port 25); "submission" by AUTH identity (port 587). Default "mx". */
+  mode: z.enum(['mx', 'submission'], { error: 'mode must be "mx" or "submission"' }).optional(),
+  /** SMTP only: the name in the 220 greeting and the EHLO reply (never a version); default: the host's name. */
+  hostname: z.hostname({ error: 'must be a host name' }).optional(),
+  /** SMTP only: the SIZE advertised and enforced, in octets (RFC 1870). Default 25 MiB. */
+  maxMessageSize: z.int().min(1024, { error: 'must be at least 1024 octets' }).max(2 ** 31 - 1).optional(),
+  /** SMTP mx only: how long the greeting is held back; a client that talks before it gets 421 (pregreet test). Default 0. */
+  greetingDelayMs: z.int().min(0).max(30_000).optional(),
 });
 export type ListenerConfig = z.infer<typeof listenerSchema>;
 
@@ -159,6 +174,7 @@ function crossCheck(config: Config): string[] {
       }
     });
     problems.push(...checkFtpListener(config, l, i));
+    problems.push(...checkSmtpListener(config, l, i));
     const lim = effectiveLimits(config, l);
     const where = l.limits ? `listeners[${i}].limits` : 'limits';
     // A phase must fit inside the phase that contains it, or its own timer can never fire.
@@ -169,12 +185,49 @@ function crossCheck(config: Config): string[] {
     if (l.protocol === 'ftp' && lim.dataConnectTimeoutMs > lim.idleTimeoutMs) problems.push(`${where}.dataConnectTimeoutMs: must not exceed idleTimeoutMs (${lim.idleTimeoutMs})`);
   });
 
+  problems.push(...checkBackendOptions(config));
   config.demo?.pop3Servers.forEach((d, i) => {
     const clash = config.listeners.findIndex((l) => l.port === d.port);
     if (clash >= 0) problems.push(`demo.pop3Servers[${i}].port: ${d.port} is also listeners[${clash}].port`);
   });
   // A problem in the top-level limits shows up once per listener that inherits it: say it once.
   return [...new Set(problems)];
+}
+
+/** The SMTP default for `maxMessageSize`: 25 MiB. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024;
+
+/** SMTP listener fields only on smtp listeners; backend options only on smtp backends, one client-identity method each. */
+function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string[] {
+  const problems: string[] = [];
+  if (l.protocol !== 'smtp') {
+    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs'] as const) {
+      if (l[key] !== undefined) problems.push(`listeners[${i}].${key}: only an smtp listener takes ${key}`);
+    }
+    return problems;
+  }
+  if (l.greetingDelayMs !== undefined && l.mode === 'submission') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
+  const lim = effectiveLimits(config, l);
+  if ((l.greetingDelayMs ?? 0) >= lim.loginTimeoutMs) problems.push(`listeners[${i}].greetingDelayMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
+  return problems;
+}
+
+/** Backend options that only SMTP understands, and at most one way of passing the client's identity. */
+function checkBackendOptions(config: Config): string[] {
+  const problems: string[] = [];
+  config.tenants.forEach((t, i) => {
+    for (const [protocol, backends] of Object.entries(t.backends)) {
+      backends.forEach((b, j) => {
+        const where = `tenants[${i}].backends.${protocol}[${j}]`;
+        if (protocol !== 'smtp') {
+          for (const key of ['xclient', 'proxyProtocol'] as const) if (b[key] !== undefined) problems.push(`${where}.${key}: only an smtp backend takes ${key}`);
+        } else if (b.xclient && b.proxyProtocol !== undefined) {
+          problems.push(`${where}: xclient and proxyProtocol both pass the client's identity: choose one`);
+        }
+      });
+    }
+  });
+  return problems;
 }
 
 /** FTP listener fields: present where needed, absent elsewhere; passive ranges disjoint from each other and from listener ports. */

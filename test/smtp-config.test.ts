@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, parseConfig } from '../src/config.js';
+
+const smtp = { protocol: 'smtp', address: '127.0.0.1', port: 2525 };
+const tenant = (extra: Record<string, unknown> = {}) => ({ domain: 'a.example', sourceAddress: '127.0.0.2', backends: { smtp: [{ host: '127.0.0.1', port: 13001, ...extra }] } });
+
+function problemsOf(raw: unknown): string[] {
+  try {
+    parseConfig(raw);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return [...err.problems];
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('SMTP config', () => {
+  test('an smtp listener in either mode, with its hostname, SIZE and backend options', () => {
+    const config = parseConfig({
+      listeners: [
+        { ...smtp, mode: 'mx', hostname: 'mx.example.net', maxMessageSize: 10_485_760, greetingDelayMs: 100 },
+        { ...smtp, port: 2587, mode: 'submission' },
+      ],
+      tenants: [tenant({ xclient: true }), { domain: 'b.example', backends: { smtp: [{ host: '127.0.0.1', port: 13002, proxyProtocol: 2 }] } }],
+    });
+    assert.deepEqual(config.listeners.map((l) => [l.protocol, l.mode, l.hostname, l.maxMessageSize]), [
+      ['smtp', 'mx', 'mx.example.net', 10_485_760],
+      ['smtp', 'submission', undefined, undefined],
+    ]);
+    assert.equal(config.tenants[0]!.backends.smtp[0]!.xclient, true);
+    assert.equal(config.tenants[1]!.backends.smtp[0]!.proxyProtocol, 2);
+  });
+
+  test('field errors name their JSON path', () => {
+    const problems = problemsOf({
+      listeners: [{ ...smtp, mode: 'relay', hostname: 'not a host', maxMessageSize: 10 }],
+      tenants: [tenant({ proxyProtocol: 3, xclient: 'yes' })],
+    });
+    const paths = problems.map((p) => p.slice(0, p.indexOf(':'))).sort();
+    assert.deepEqual(paths, ['listeners[0].hostname', 'listeners[0].maxMessageSize', 'listeners[0].mode', 'tenants[0].backends.smtp[0].proxyProtocol', 'tenants[0].backends.smtp[0].xclient']);
+  });
+
+  test('SMTP fields belong to smtp listeners and smtp backends only', () => {
+    const problems = problemsOf({
+      listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 1110, mode: 'mx', maxMessageSize: 2048 }],
+      tenants: [{ domain: 'a.example', backends: { pop3: [{ host: '127.0.0.1', port: 11001, xclient: true }] } }],
+    });
+    assert.deepEqual(problems, [
+      'listeners[0].mode: only an smtp listener takes mode',
+      'listeners[0].maxMessageSize: only an smtp listener takes maxMessageSize',
+      'tenants[0].backends.pop3[0].xclient: only an smtp backend takes xclient',
+    ]);
+  });
+
+  test('one way of passing the client identity per backend; the greeting delay fits the login timeout; only mx holds it', () => {
+    assert.deepEqual(problemsOf({ listeners: [smtp], tenants: [tenant({ xclient: true, proxyProtocol: 1 })] }), [
+      "tenants[0].backends.smtp[0]: xclient and proxyProtocol both pass the client's identity: choose one",
+    ]);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, greetingDelayMs: 20_000, limits: { loginTimeoutMs: 15_000 } }], tenants: [] }), [
+      'listeners[0].greetingDelayMs: must be less than loginTimeoutMs (15000)',
+    ]);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'submission', greetingDelayMs: 10 }], tenants: [] }), ['listeners[0].greetingDelayMs: only an mx listener holds its greeting back']);
+  });
+});
