@@ -2,13 +2,14 @@
 // bound to the tenant source addresses. Missing dovecot or curl fails here; it never skips.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CURL_MISSING, curlPop3 } from './curl.js';
 import { DOVECOT_MISSING, dovecotAvailable, startDovecot, type DovecotInstance } from './dovecot.js';
 import { messageBytes } from './maildir.js';
 import { pop3Dialog } from './pop3-dialog.js';
+import { processesMentioning } from './processes.js';
 
 const aliceMessages = [
   'From: carol@example.org\nTo: alice@a.example\nSubject: one\n\nHello Alice.\n',
@@ -154,21 +155,6 @@ test('startDovecot rejects user names that would break the passwd-file', async (
   await assert.rejects(startDovecot({ users: [{ user: 'a:b', password: 'x', messages: [] }] }), /may not contain/);
   await assert.rejects(startDovecot({ users: [{ user: 'dup', password: 'x', messages: [] }, { user: 'dup', password: 'y', messages: [] }] }), /duplicate/);
 });
-
-/** Like `pgrep -f text`, without needing procps: dovecot's helpers carry the instance name (the dir's basename). */
-function processesMentioning(dir: string): string[] {
-  const needle = dir.split('/').at(-1) ?? dir;
-  const found: string[] = [];
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
-      if (cmdline.includes(needle)) found.push(`${pid} ${cmdline}`);
-    } catch {
-      // exited while we looked
-    }
-  }
-  return found;
-}
 
 function connectOnce(port: number): Promise<void> {
   return new Promise((resolve, reject) => {

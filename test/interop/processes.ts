@@ -1,0 +1,16 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Like `pgrep -f text`, without needing procps: dovecot's helpers carry the instance name (the dir's basename). */
+export function processesMentioning(dir: string): string[] {
+  const needle = dir.split('/').at(-1) ?? dir;
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      if (cmdline.includes(needle)) found.push(`${pid} ${cmdline}`);
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
