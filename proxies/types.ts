@@ -1,4 +1,4 @@
-import type { Limits } from '../src/config.js';
+import type { Backend, Limits, ListenerConfig } from '../src/config.js';
 import type { ReplyKind } from '../src/errors.js';
 import type { LineChannel } from '../src/line-channel.js';
 import type { SessionLog } from '../src/log.js';
@@ -11,6 +11,16 @@ export interface LoginRequest {
   readonly secret: string;
   /** How the client logged in; the backend is asked the same way. */
   readonly method: string;
+  /** SMTP: the name the client gave in EHLO / HELO (for XCLIENT HELO=). */
+  readonly helo?: string;
+}
+
+/** Both ends of the client's connection, IPv4-mapped addresses unmapped (for XCLIENT / PROXY headers). */
+export interface Peer {
+  readonly clientAddress: string;
+  readonly clientPort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
 }
 
 /** The backend's answer to the replayed login. */
@@ -25,6 +35,7 @@ export interface LoginContext {
   readonly limits: Limits;
   readonly banner: string | undefined;
   readonly log: SessionLog;
+  readonly peer: Peer;
   /**
    * Answers a bad command with the protocol's words for `kind` and counts it toward
    * `maxErrors`; throws (ending the session) when the count is exceeded.
@@ -87,6 +98,43 @@ export interface ControlOutcome {
   readonly goodbye?: ReplyKind;
 }
 
+/** One configured backend as a routing module's handshake sees it. */
+export interface BackendTarget {
+  /** "host:port", for logs and capability caches. */
+  readonly address: string;
+  readonly options: Backend;
+  readonly sourceAddress: string | undefined;
+}
+
+/** A backend connection a routing module holds, after its handshake succeeded. */
+export interface BackendLink<T> {
+  readonly channel: LineChannel;
+  readonly tenant: string;
+  readonly result: T;
+}
+
+/**
+ * What the core lends a module that routes by itself, per transaction (SMTP mx): it speaks to
+ * the client from the first byte and asks the core for a tenant's backend when it learns the tenant.
+ */
+export interface RoutingContext {
+  readonly limits: Limits;
+  readonly log: SessionLog;
+  readonly peer: Peer;
+  /** The tenant (its domain) that hosts `name` (an address or a domain) with a backend for this protocol. */
+  tenantOf(name: string): string | undefined;
+  /**
+   * Closes the backend held (if any), then dials the backends of `name`'s tenant in order, bound
+   * to its source address, running `handshake` on each until one succeeds (a BackendError means:
+   * next backend). 'unknownTenant': no backend was contacted. 'tempFailure': every backend failed.
+   */
+  connect<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'>;
+  /** Ends the backend connection held (after whatever was written to it, e.g. QUIT). Safe to call twice. */
+  disconnect(): void;
+  /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
+  countError(why: string): void;
+}
+
 /** The contract between the core (sockets, time, tenants, logs) and one protocol's words. */
 export interface ProtocolModule {
   readonly name: Protocol;
@@ -101,9 +149,10 @@ export interface ProtocolModule {
   readLogin(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined>;
   /**
    * Reads the backend's greeting and replays the login as `backendUser`. Throws BackendError when
-   * the backend fails. `backendAddress` ("host:port") keys what a module learns about a backend.
+   * the backend fails. `backendAddress` ("host:port") keys what a module learns about a backend;
+   * `target` carries the backend's configured options (SMTP: XCLIENT / PROXY).
    */
-  replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, backendAddress: string): Promise<Verdict>;
+  replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, backendAddress: string, target: BackendTarget): Promise<Verdict>;
   /** The core's outcome in the protocol's words, CRLF included. */
   reply(kind: ReplyKind): string;
   /**
@@ -112,4 +161,11 @@ export interface ProtocolModule {
    * pipelined bytes still buffered in them) until it resolves or throws.
    */
   afterLogin?(client: LineChannel, backend: LineChannel, ctx: ControlContext): Promise<ControlOutcome>;
+  /**
+   * When present, the module runs the whole session instead of readLogin / replayLogin: it greets,
+   * routes each transaction through `ctx.connect`, and resolves (or throws) when the session ends.
+   */
+  serve?(client: LineChannel, ctx: RoutingContext): Promise<ControlOutcome>;
+  /** A module whose words depend on its listener's settings (SMTP's mode, hostname, SIZE) returns a configured copy. */
+  forListener?(listener: ListenerConfig): ProtocolModule;
 }

@@ -40,8 +40,9 @@ export async function startConcierge(config: Config, options: { logger?: Logger 
     traffic.set(outcome.tenant, t);
   };
   const listeners = config.listeners.map((l) => {
-    const module = protocolModules[l.protocol];
-    if (!module) throw new Error(`no protocol module for ${l.protocol}`);
+    const base = protocolModules[l.protocol];
+    if (!base) throw new Error(`no protocol module for ${l.protocol}`);
+    const module = base.forListener?.(l) ?? base;
     return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count });
   });
   try {

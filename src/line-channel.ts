@@ -149,6 +149,42 @@ export class LineChannel {
     }, ms);
   }
 
+  /**
+   * Everything received and not yet taken, as one chunk, waiting for bytes when there are none
+   * (SMTP DATA: a body streamed as it comes). Rejects like `next()` when the peer goes away.
+   * Partial-line state is dropped: call it at a line boundary.
+   */
+  async nextChunk(): Promise<Buffer> {
+    for (;;) {
+      if (this.buffer.length > 0) {
+        const chunk = this.buffer;
+        this.consume(chunk.length);
+        return chunk;
+      }
+      if (this.ended) throw this.ended;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  /** Puts bytes taken by `nextChunk()` but not used back in front of the buffer. */
+  unread(bytes: Buffer): void {
+    if (bytes.length > 0) this.buffer = this.buffer.length === 0 ? bytes : Buffer.concat([bytes, this.buffer]);
+  }
+
+  /** Writes bytes as they are; resolves at once, or once the socket has drained (backpressure). */
+  async writeBytes(bytes: Buffer): Promise<void> {
+    if (this.socket.write(bytes) || this.socket.destroyed) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
   /** Bytes received and not yet taken as lines (pipelined commands). */
   get buffered(): number {
     return this.buffer.length;

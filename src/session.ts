@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { ControlContext, LoginContext, LoginRequest, ProtocolModule, Verdict } from '../proxies/types.js';
+import type { BackendLink, BackendTarget, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
 import type { Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
@@ -58,7 +58,8 @@ const sidPrefix = process.pid.toString(36);
  */
 export class Session {
   readonly id = `${sidPrefix}-${(++counter).toString(36)}`;
-  private phase: 'login' | 'spliced' | 'closed' = 'login';
+  /** 'serving': a routing module (SMTP mx) runs the session and holds backends as it needs them. */
+  private phase: 'login' | 'serving' | 'spliced' | 'closed' = 'login';
   private readonly log: SessionLog;
   private errors = 0;
   private tenant: string | undefined;
@@ -81,7 +82,7 @@ export class Session {
     // ws's lesson: the error handler goes on before anything else can fail.
     client.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
     client.on('close', () => {
-      if (this.phase === 'login') this.close('client closed');
+      if (this.phase === 'login' || this.phase === 'serving') this.close('client closed');
       this.socketClosed();
     });
     // Built at the first line written: at level "warn" a good session never pays for its address fields.
@@ -107,6 +108,7 @@ export class Session {
   private async run(): Promise<void> {
     const { module, limits } = this.deps;
     const clientChannel = new LineChannel(this.client, 'client', limits.maxLineLength ?? module.maxLineLength);
+    if (module.serve) return this.serve(clientChannel, module.serve);
     const ctx = this.loginContext();
     // A client that hangs up while its login is with the backend is gone: stop the replay now
     // rather than when the backend answers. With commands still buffered (`nc -N` style
@@ -158,7 +160,7 @@ export class Session {
         socket.once('close', () => this.socketClosed());
         socket.on('error', () => {}); // the channel and splice report errors; this keeps a late one from crashing us
         const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
-        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where);
+        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where, { address: where, options: backend, sourceAddress: route.tenant.sourceAddress });
         if (verdict.ok) {
           this.log.with({ backend: where, source: route.tenant.sourceAddress });
           return { socket, channel, verdict, hook };
@@ -234,11 +236,95 @@ export class Session {
     );
   }
 
+  /**
+   * For modules that route by themselves (SMTP mx): the module speaks from the first byte and
+   * asks for a tenant's backend per transaction; the core dials, binds, times and closes.
+   * The login timer runs until the first backend is reached, then the idle timer alone.
+   */
+  private serve(clientChannel: LineChannel, serve: NonNullable<ProtocolModule['serve']>): Promise<void> {
+    const { client, deps } = this;
+    this.phase = 'serving';
+    client.setTimeout(deps.limits.idleTimeoutMs, () => this.close('idle timeout', 'timeout'));
+    const ctx: RoutingContext = {
+      limits: deps.limits,
+      log: this.log,
+      peer: this.peer(),
+      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, client.localAddress)?.tenant.domain,
+      connect: (name, handshake) => this.connectRoute(name, handshake),
+      disconnect: () => this.disconnectBackend(),
+      countError: (why) => {
+        this.errors++;
+        this.log.info('bad command', { why, errors: this.errors });
+        if (this.errors >= deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
+      },
+    };
+    return serve(clientChannel, ctx).then((outcome) => this.close(outcome.reason, outcome.goodbye, true));
+  }
+
+  /** RoutingContext.connect: the previous backend goes, then each backend of the tenant is tried in order. */
+  private async connectRoute<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'> {
+    this.ensureOpen();
+    this.disconnectBackend();
+    const route = this.deps.directory().resolve(name, this.deps.module.name, this.client.localAddress);
+    if (!route) return 'unknownTenant';
+    this.tenant = route.tenant.domain;
+    this.log.with({ tenant: this.tenant, backend: undefined });
+    const sourceAddress = route.tenant.sourceAddress;
+    for (const backend of route.backends) {
+      const address = `${backend.host}:${backend.port}`;
+      try {
+        this.pendingDial = dialBackend(backend, sourceAddress, this.deps.limits.connectTimeoutMs);
+        const socket = await this.pendingDial.socket;
+        this.pendingDial = undefined;
+        this.backend = socket;
+        this.openSockets++;
+        socket.once('close', () => this.socketClosed());
+        socket.on('error', () => {}); // the channel reports errors; this keeps a late one from crashing us
+        this.ensureOpen();
+        const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE);
+        const result = await handshake(channel, { address, options: backend, sourceAddress });
+        this.ensureOpen();
+        clearTimeout(this.loginTimer);
+        this.log.with({ backend: address, source: sourceAddress });
+        return { channel, tenant: route.tenant.domain, result };
+      } catch (err) {
+        this.pendingDial = undefined;
+        this.dropBackend();
+        if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
+        this.log.warn('backend failed', { backend: address, source: sourceAddress, code: err.code, error: err.message });
+      }
+    }
+    return 'tempFailure';
+  }
+
+  /** Ends the held backend politely (what was written, e.g. QUIT, goes first), with a linger cap. */
+  private disconnectBackend(): void {
+    const socket = this.backend;
+    if (!socket) return;
+    this.backend = undefined;
+    if (socket.destroyed) return;
+    socket.end();
+    socket.resume(); // drain the goodbye reply so the backend's FIN is seen
+    const linger = setTimeout(() => socket.destroy(), GOODBYE_LINGER_MS);
+    socket.once('close', () => clearTimeout(linger));
+  }
+
+  private peer(): Peer {
+    const { client } = this;
+    return {
+      clientAddress: unmapIPv4(client.remoteAddress ?? ''),
+      clientPort: client.remotePort ?? 0,
+      localAddress: unmapIPv4(client.localAddress ?? ''),
+      localPort: client.localPort ?? 0,
+    };
+  }
+
   private loginContext(): LoginContext {
     return {
       limits: this.deps.limits,
       banner: this.deps.banner,
       log: this.log,
+      peer: this.peer(),
       reject: (kind: ReplyKind, why: string, reply?: string) => {
         this.ensureOpen();
         this.errors++;

@@ -1,0 +1,59 @@
+/** A command line split into its upper-cased verb and its argument text. */
+export interface Command {
+  readonly verb: string;
+  readonly arg: string;
+}
+
+export function parseCommand(line: string): Command {
+  const space = line.indexOf(' ');
+  return { verb: (space < 0 ? line : line.slice(0, space)).toUpperCase(), arg: space < 0 ? '' : line.slice(space + 1) };
+}
+
+/** A MAIL FROM / RCPT TO argument: the path between < and >, and its ESMTP parameters. */
+export interface PathArg {
+  /** Empty for the null reverse-path `<>`. */
+  readonly address: string;
+  /** The whole `FROM:<…>` / `TO:<…>` text as received, re-sent to the backend with kept parameters. */
+  readonly params: ReadonlyMap<string, string | undefined>;
+}
+
+/** RFC 5321 §4.5.3.1.3: a path is at most 256 octets. */
+const MAX_PATH = 256;
+/** No spaces, controls, angle brackets or DEL inside a path (no source routes either). */
+const PATH = /^[^\x00-\x20<>\x7f]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[^\]\x00-\x20]+\]$/;
+const PARAM = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$/;
+
+/**
+ * Parses `FROM:<a@b.example> SIZE=123` (keyword `FROM`) or `TO:<x@y.example>` (RFC 5321 §4.1.1.2-3).
+ * A space after the colon is tolerated (common in the wild). Undefined when malformed.
+ */
+export function parsePath(arg: string, keyword: 'FROM' | 'TO'): PathArg | undefined {
+  if (arg.slice(0, keyword.length + 1).toUpperCase() !== `${keyword}:`) return undefined;
+  const rest = arg.slice(keyword.length + 1).trimStart();
+  if (!rest.startsWith('<')) return undefined;
+  const close = rest.indexOf('>');
+  if (close < 0) return undefined;
+  const address = rest.slice(1, close);
+  if (address.length > MAX_PATH) return undefined;
+  if (address !== '' && !PATH.test(address)) return undefined;
+  if (address === '' && keyword === 'TO') return undefined;
+  const params = new Map<string, string | undefined>();
+  const tail = rest.slice(close + 1);
+  if (tail !== '' && !tail.startsWith(' ')) return undefined;
+  for (const word of tail.split(' ').filter((w) => w !== '')) {
+    const m = PARAM.exec(word);
+    if (!m) return undefined;
+    params.set(m[1]!.toUpperCase(), m[2]);
+  }
+  return { address, params };
+}
+
+/** An EHLO / HELO argument: a domain or an address literal, nothing else. */
+export function isHeloName(arg: string): boolean {
+  return /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,253}[A-Za-z0-9_])?|\[[A-Za-z0-9:.]{2,60}\])$/.test(arg);
+}
+
+/** The domain of `local@domain`, lower-cased. */
+export function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}

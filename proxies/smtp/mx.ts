@@ -1,0 +1,326 @@
+import { BackendError } from '../../src/errors.js';
+import type { LineChannel } from '../../src/line-channel.js';
+import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
+import { type Extensions, introduce, mailLine, replayEnvelope } from './backend-side.js';
+import { type PathArg, domainOf, isHeloName, parseCommand, parsePath } from './commands.js';
+import { DataEndScanner } from './data-end.js';
+import { readReply, type SmtpReply } from './reply-reader.js';
+import { replies, type SmtpSettings } from './replies.js';
+import { ehloReply, isHttpRequest } from './submission.js';
+
+/**
+ * RFC 5321 §4.1.4 command order as the mx front plays it: `fresh` until EHLO / HELO, `greeted`
+ * between transactions, `mail` once MAIL FROM is held, `rcpt` once a backend accepted a recipient.
+ */
+type State = 'fresh' | 'greeted' | 'mail' | 'rcpt';
+
+/** A backend connection: its tenant and what it offered after EHLO. */
+type Link = BackendLink<Extensions>;
+
+/** One mail transaction: the held sender, then the backend that took its first recipient. */
+interface Transaction {
+  readonly from: PathArg;
+  link: Link | undefined;
+  accepted: number;
+}
+
+type Handler = (m: MxSession, arg: string) => Promise<void> | void;
+
+const MX_MAIL_PARAMS = new Set(['SIZE', 'BODY']);
+/** Extra octets of a body over SIZE that are the end mark and dot-stuffing, not message. */
+const SIZE_SLACK = 5;
+
+/**
+ * The mx front (RFC 5321): Concierge greets and answers EHLO itself, holds MAIL FROM, and the first
+ * RCPT's domain picks the tenant whose backend gets the replayed envelope. Routing is per transaction:
+ * the backend is kept after the transaction for the next one to the same tenant, and replaced when
+ * the next transaction goes to another.
+ */
+class MxSession {
+  state: State = 'fresh';
+  helo: { verb: 'EHLO' | 'HELO'; name: string } | undefined;
+  tx: Transaction | undefined;
+  /** The backend kept between transactions. */
+  idle: Link | undefined;
+
+  constructor(
+    readonly client: LineChannel,
+    readonly ctx: RoutingContext,
+    readonly s: SmtpSettings,
+  ) {}
+
+  async run(): Promise<ControlOutcome> {
+    if (this.s.greetingDelayMs > 0 && (await this.talksFirst())) {
+      this.client.write(`421 4.7.0 ${this.s.hostname} Talking before the greeting, closing transmission channel\r\n`);
+      return { reason: 'early talker' };
+    }
+    this.client.write(`220 ${this.s.hostname} ESMTP\r\n`);
+    const debug = this.ctx.log.isDebugEnabled();
+    for (;;) {
+      const event = await this.client.next();
+      if (event.kind !== 'line') {
+        this.error(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line', event.kind === 'tooLong' ? '500 5.5.2 Line too long\r\n' : '500 5.5.2 Syntax error\r\n');
+        continue;
+      }
+      if (debug) this.ctx.log.debug('client command', { line: event.line });
+      if (isHttpRequest(event.line)) {
+        this.client.write(`421 4.7.0 ${this.s.hostname} This is an SMTP server, closing transmission channel\r\n`);
+        this.quitBackends();
+        return { reason: 'http request' };
+      }
+      const { verb, arg } = parseCommand(event.line);
+      if (verb === 'QUIT') {
+        this.client.write(replies.bye);
+        this.quitBackends();
+        return { reason: 'quit' };
+      }
+      const handler: Handler | undefined = (commands[this.state] as Record<string, Handler | undefined>)[verb] ?? anyState[verb];
+      if (handler) await handler(this, arg);
+      else if (KNOWN.has(verb)) this.error(`${verb} out of sequence`, this.state === 'fresh' ? replies.needHelo : verb === 'MAIL' ? replies.nestedMail : verb === 'RCPT' ? replies.needMail : replies.needRcpt);
+      else this.error('unknown command', NOT_IMPLEMENTED.has(verb) ? '502 5.5.1 Command not implemented\r\n' : '500 5.5.2 Syntax error, command unrecognized\r\n');
+    }
+  }
+
+  /** Holds the greeting back `greetingDelayMs`: a client that sends anything meanwhile is no MTA. */
+  private async talksFirst(): Promise<boolean> {
+    try {
+      await this.client.next({ timeoutMs: this.s.greetingDelayMs });
+      return true;
+    } catch (err) {
+      if (err instanceof BackendError && err.code === 'BACKEND_TIMEOUT') return this.client.buffered > 0;
+      throw err;
+    }
+  }
+
+  error(why: string, reply: string): void {
+    this.ctx.countError(why);
+    this.client.write(reply);
+  }
+
+  hello(verb: 'EHLO' | 'HELO', arg: string): Promise<void> {
+    const name = arg.trim();
+    if (!isHeloName(name)) return Promise.resolve(this.error(`${verb} without a valid name`, replies.badHelo));
+    this.helo = { verb, name };
+    return this.endTransaction().then(() => {
+      this.state = 'greeted';
+      this.client.write(verb === 'EHLO' ? ehloReply(this.s, false) : `250 ${this.s.hostname}\r\n`);
+    });
+  }
+
+  mail(arg: string): void {
+    const from = parsePath(arg, 'FROM');
+    if (!from) return this.error('bad MAIL syntax', replies.badAddress);
+    for (const [name, value] of from.params) {
+      if (!MX_MAIL_PARAMS.has(name)) return this.error(`MAIL parameter ${name}`, replies.badParam);
+      if (name === 'SIZE' && !/^\d{1,12}$/.test(value ?? '')) return this.error('bad SIZE', replies.syntaxArgs);
+      if (name === 'BODY' && !/^(7BIT|8BITMIME)$/i.test(value ?? '')) return this.error('bad BODY', replies.syntaxArgs);
+    }
+    // RFC 1870 §6.1: a declared size over the limit is refused at MAIL.
+    if (Number(from.params.get('SIZE') ?? 0) > this.s.maxMessageSize) return void this.client.write(replies.tooBig);
+    this.tx = { from, link: undefined, accepted: 0 };
+    this.state = 'mail';
+    this.client.write(replies.senderOk);
+  }
+
+  async rcpt(arg: string): Promise<void> {
+    const to = parsePath(arg, 'TO');
+    if (!to || !to.address.includes('@')) return this.error('bad RCPT syntax', replies.badAddress);
+    if (to.params.size > 0) return this.error('RCPT parameters', replies.badParam);
+    const tx = this.tx!;
+    const tenant = this.ctx.tenantOf(to.address);
+    if (!tenant) {
+      this.ctx.log.info('relaying denied', { domain: domainOf(to.address) });
+      return this.error('recipient domain not hosted', replies.relayDenied);
+    }
+    const rcptLine = `RCPT TO:<${to.address}>`;
+    if (tx.link && tx.link.tenant !== tenant) {
+      // RFC 5321 §3.3: a 4xx recipient is retried by the sender in another transaction.
+      if (tx.accepted > 0) return void this.client.write(replies.otherTenant);
+      this.dropLink(tx.link);
+      tx.link = undefined;
+    }
+    if (tx.link) {
+      const reply = await this.ask(tx.link, rcptLine);
+      if (!reply) return;
+      if (reply.code < 300) {
+        tx.accepted++;
+        this.state = 'rcpt';
+      }
+      return void this.client.write(reply.text);
+    }
+    await this.openTransaction(tx, tenant, to.address, rcptLine);
+  }
+
+  /** The first RCPT of a transaction: the kept backend if it is the tenant's, else a new dial. */
+  private async openTransaction(tx: Transaction, tenant: string, address: string, rcptLine: string): Promise<void> {
+    const timeoutMs = this.ctx.limits.backendReplyTimeoutMs;
+    let link = this.idle?.tenant === tenant ? this.idle : undefined;
+    let replies_: Awaited<ReturnType<typeof replayEnvelope>> | undefined;
+    if (link) {
+      try {
+        replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptLine, link.result, timeoutMs);
+      } catch (err) {
+        if (!(err instanceof BackendError)) throw err;
+        link = undefined; // the kept connection went stale: dial afresh
+      }
+    }
+    if (!link) {
+      this.quitIdle();
+      const identity = { peer: this.ctx.peer, helo: this.helo?.name, proto: this.helo?.verb === 'HELO' ? 'SMTP' : 'ESMTP' } as const;
+      let envelope: typeof replies_;
+      const connected = await this.ctx.connect(address, async (backend, target) => {
+        const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
+        envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptLine, extensions, timeoutMs);
+        return extensions;
+      });
+      if (connected === 'unknownTenant') return this.error('recipient domain not hosted', replies.relayDenied);
+      if (connected === 'tempFailure') return void this.client.write(replies.backendDown);
+      link = connected;
+      replies_ = envelope;
+    }
+    this.idle = undefined;
+    const { mail, rcpt } = replies_!;
+    if (!rcpt) {
+      // The backend refused the sender: its words answer this RCPT; the connection stays for the next try.
+      this.idle = link;
+      return void this.client.write(mail.text);
+    }
+    tx.link = link;
+    if (rcpt.code < 300) {
+      tx.accepted++;
+      this.state = 'rcpt';
+    }
+    this.client.write(rcpt.text);
+  }
+
+  async data(): Promise<void> {
+    const tx = this.tx!;
+    if (!tx.link || tx.accepted === 0) return void this.client.write('554 5.5.1 No valid recipients\r\n');
+    const go = await this.ask(tx.link, 'DATA');
+    if (!go) return;
+    this.client.write(go.text);
+    if (go.code !== 354) return;
+    const link = tx.link;
+    const sent = await this.streamBody(link);
+    this.tx = undefined;
+    this.state = 'greeted';
+    if (!sent) {
+      // Over SIZE: the backend was cut before the end mark, so it delivers nothing.
+      this.ctx.disconnect();
+      return void this.client.write(replies.tooBig);
+    }
+    let final: SmtpReply;
+    try {
+      // RFC 5321 §4.5.3.2.6: the reply to the end of data may take up to 10 minutes.
+      final = await readReply(link.channel, this.ctx.limits.idleTimeoutMs, 'after the end of data');
+    } catch (err) {
+      if (!(err instanceof BackendError)) throw err;
+      this.ctx.disconnect();
+      return void this.client.write(replies.lostBackend);
+    }
+    this.idle = link;
+    this.client.write(final.text);
+  }
+
+  /**
+   * The body, byte for byte as the client sent it (dot-stuffing and 8-bit octets kept), through
+   * the end mark. False when it grew past SIZE: the rest is read and dropped, the backend not fed.
+   */
+  private async streamBody(link: Link): Promise<boolean> {
+    const scanner = new DataEndScanner();
+    const limit = this.s.maxMessageSize + SIZE_SLACK;
+    let size = 0;
+    let feeding = true;
+    for (;;) {
+      const chunk = await this.client.nextChunk();
+      const end = scanner.scan(chunk);
+      const part = end < 0 ? chunk : chunk.subarray(0, end);
+      size += part.length;
+      if (feeding && size > limit) {
+        feeding = false;
+        this.ctx.log.info('message over SIZE', { limit: this.s.maxMessageSize });
+        this.ctx.disconnect();
+      }
+      if (feeding) await link.channel.writeBytes(part);
+      if (end >= 0) {
+        this.client.unread(chunk.subarray(end));
+        return feeding;
+      }
+    }
+  }
+
+  async rset(): Promise<void> {
+    await this.endTransaction();
+    if (this.state !== 'fresh') this.state = 'greeted';
+    this.client.write(replies.resetOk);
+  }
+
+  /** Aborts the open transaction: the backend is reset (RSET) and kept, or dropped if it will not. */
+  private async endTransaction(): Promise<void> {
+    const link = this.tx?.link;
+    this.tx = undefined;
+    if (!link) return;
+    const reply = await this.ask(link, 'RSET', true);
+    if (reply && reply.code < 300) this.idle = link;
+    else this.ctx.disconnect();
+  }
+
+  /** Sends one command to the transaction's backend; on a broken backend answers 451 and ends the transaction. */
+  private async ask(link: Link, line: string, quiet = false): Promise<SmtpReply | undefined> {
+    link.channel.writeLine(line);
+    try {
+      return await readReply(link.channel, this.ctx.limits.backendReplyTimeoutMs, `after ${line.slice(0, 4)}`);
+    } catch (err) {
+      if (!(err instanceof BackendError)) throw err;
+      this.ctx.log.warn('backend failed', { code: err.code, error: err.message });
+      this.ctx.disconnect();
+      this.tx = undefined;
+      if (this.state !== 'fresh') this.state = 'greeted';
+      if (!quiet) this.client.write(replies.lostBackend);
+      return undefined;
+    }
+  }
+
+  private dropLink(link: Link): void {
+    link.channel.writeLine('QUIT');
+    this.ctx.disconnect();
+  }
+
+  private quitIdle(): void {
+    if (this.idle) this.dropLink(this.idle);
+    this.idle = undefined;
+  }
+
+  private quitBackends(): void {
+    const link = this.tx?.link ?? this.idle;
+    if (link) this.dropLink(link);
+    this.tx = undefined;
+    this.idle = undefined;
+  }
+}
+
+const KNOWN = new Set(['MAIL', 'RCPT', 'DATA']);
+const NOT_IMPLEMENTED = new Set(['AUTH', 'STARTTLS', 'BDAT', 'ETRN', 'EXPN', 'TURN', 'ATRN', 'XCLIENT', 'XFORWARD']);
+
+const anyState: Record<string, Handler> = {
+  EHLO: (m, arg) => m.hello('EHLO', arg),
+  HELO: (m, arg) => m.hello('HELO', arg),
+  NOOP: (m) => void m.client.write(replies.ok),
+  HELP: (m) => void m.client.write(replies.help),
+  VRFY: (m) => void m.client.write(replies.vrfy),
+  RSET: (m) => m.rset(),
+};
+
+/** RFC 5321 §4.1.4: which transaction commands each state takes; the rest are out of sequence (503). */
+const commands = {
+  fresh: {},
+  greeted: { MAIL: (m, arg) => m.mail(arg) },
+  mail: { RCPT: (m, arg) => m.rcpt(arg), DATA: (m) => m.data() },
+  rcpt: { RCPT: (m, arg) => m.rcpt(arg), DATA: (m) => m.data() },
+} satisfies Record<State, Record<string, Handler>>;
+
+/** The mx listener's session: runs until QUIT, a close, or too many errors. */
+export function serveMx(s: SmtpSettings) {
+  return (client: LineChannel, ctx: RoutingContext): Promise<ControlOutcome> => new MxSession(client, ctx, s).run();
+}
+

@@ -1,0 +1,58 @@
+import type { ReplyKind } from '../../src/errors.js';
+
+/** Settings an SMTP listener gives its module. */
+export interface SmtpSettings {
+  readonly mode: 'mx' | 'submission';
+  /** In the greeting, the EHLO reply and 421 lines; never a version. */
+  readonly hostname: string;
+  readonly maxMessageSize: number;
+  readonly greetingDelayMs: number;
+}
+
+/**
+ * The core's outcomes in SMTP words (RFC 5321 §4.2, RFC 3463 enhanced codes). `tempFailure` in
+ * submission answers an AUTH whose backends are all down (RFC 4954 §6: 454) and the session goes
+ * on; in mx it only ends a session (421).
+ */
+export function smtpReplies(s: SmtpSettings): Record<ReplyKind, string> {
+  return {
+    syntax: '500 5.5.2 Syntax error, command unrecognized\r\n',
+    badSequence: '503 5.5.1 Bad sequence of commands\r\n',
+    lineTooLong: '500 5.5.2 Line too long\r\n',
+    authFailed: '535 5.7.8 Authentication credentials invalid\r\n',
+    tempFailure: s.mode === 'submission' ? '454 4.7.0 Temporary authentication failure\r\n' : `421 4.3.0 ${s.hostname} Service not available, closing transmission channel\r\n`,
+    tooManyErrors: `421 4.7.0 ${s.hostname} Too many errors, closing transmission channel\r\n`,
+    timeout: `421 4.4.2 ${s.hostname} Timeout, closing transmission channel\r\n`,
+    shuttingDown: `421 4.3.2 ${s.hostname} Service shutting down, closing transmission channel\r\n`,
+  };
+}
+
+/** Fixed replies Concierge gives itself. */
+export const replies = {
+  ok: '250 2.0.0 OK\r\n',
+  resetOk: '250 2.0.0 Reset OK\r\n',
+  senderOk: '250 2.1.0 Sender OK\r\n',
+  bye: '221 2.0.0 Bye\r\n',
+  help: '214 2.0.0 See RFC 5321\r\n',
+  vrfy: '252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n',
+  needHelo: '503 5.5.1 Send EHLO or HELO first\r\n',
+  needMail: '503 5.5.1 Need MAIL before RCPT\r\n',
+  needRcpt: '503 5.5.1 Need RCPT before DATA\r\n',
+  nestedMail: '503 5.5.1 Sender already specified\r\n',
+  needAuth: '530 5.7.0 Authentication required\r\n',
+  alreadyAuth: '503 5.5.1 Already authenticated\r\n',
+  syntaxArgs: '501 5.5.4 Syntax error in parameters or arguments\r\n',
+  badHelo: '501 5.5.4 Invalid domain name\r\n',
+  badAddress: '501 5.1.3 Bad address syntax\r\n',
+  badParam: '555 5.5.4 Unsupported MAIL or RCPT parameter\r\n',
+  tooBig: '552 5.3.4 Message size exceeds fixed maximum message size\r\n',
+  relayDenied: '550 5.7.1 Relaying denied\r\n',
+  otherTenant: '451 4.5.3 Recipient belongs to another transaction, try again later\r\n',
+  backendDown: '451 4.4.0 Service temporarily unavailable, try again later\r\n',
+  mechanism: '504 5.5.4 Unrecognized authentication mechanism\r\n',
+  cancelled: '501 5.0.0 Authentication cancelled\r\n',
+  badSasl: '501 5.5.2 Cannot decode SASL response\r\n',
+  lostBackend: '451 4.4.2 Connection to the mail server lost, try again later\r\n',
+} as const;
+
+export const DEFAULT_MAX_LINE = 512;

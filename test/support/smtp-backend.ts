@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+
+/** What one backend connection looked like from the backend's side. */
+export interface SeenSession {
+  readonly remoteAddress: string;
+  /** The remote address before XCLIENT replaced it (the TCP peer). */
+  readonly tcpAddress: string;
+  readonly helo: string;
+  readonly xclient: Record<string, string>;
+  readonly user: string | undefined;
+}
+
+/** One message as delivered: envelope, byte count and SHA-256 of the (un-dot-stuffed) body. */
+export interface Delivered {
+  readonly from: string;
+  readonly to: string[];
+  readonly size: number;
+  readonly sha256: string;
+  readonly session: SeenSession;
+}
+
+/** An smtp-server for one tenant on 127.0.0.1:0, recording sessions and messages. */
+export class SmtpBackend {
+  readonly messages: Delivered[] = [];
+  readonly auths: Array<{ user: string; ok: boolean; remoteAddress: string }> = [];
+  private readonly server: SMTPServer;
+  private waiters: Array<() => void> = [];
+  port = 0;
+
+  constructor(options: { users?: Record<string, string>; xclient?: boolean; unknownUsers?: string[]; size?: number } = {}) {
+    this.server = new SMTPServer({
+      logger: false,
+      disableReverseLookup: true,
+      disabledCommands: ['STARTTLS'],
+      authOptional: true,
+      allowInsecureAuth: true,
+      authMethods: ['PLAIN', 'LOGIN'],
+      useXClient: options.xclient ?? false,
+      ...(options.size ? { size: options.size } : {}),
+      onAuth: (auth, session, callback) => {
+        const ok = options.users?.[auth.username ?? ''] === auth.password;
+        this.auths.push({ user: auth.username ?? '', ok, remoteAddress: session.remoteAddress });
+        if (ok) callback(null, { user: auth.username });
+        else callback(new Error('Invalid username or password'));
+      },
+      onRcptTo: (address, _session, callback) => {
+        if (options.unknownUsers?.includes(address.address)) {
+          const err = new Error('No such user') as Error & { responseCode: number };
+          err.responseCode = 550;
+          return callback(err);
+        }
+        callback();
+      },
+      onData: (stream, session, callback) => {
+        const hash = createHash('sha256');
+        let size = 0;
+        stream.on('data', (chunk: Buffer) => {
+          hash.update(chunk);
+          size += chunk.length;
+        });
+        stream.on('end', () => {
+          this.messages.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            to: session.envelope.rcptTo.map((r) => r.address),
+            size,
+            sha256: hash.digest('hex'),
+            session: seen(session),
+          });
+          this.wake();
+          callback(null, 'Message queued');
+        });
+      },
+    });
+    this.server.on('error', () => {});
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** Resolves once `n` messages have arrived in all. */
+  async waitForMessages(n: number): Promise<void> {
+    while (this.messages.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function seen(session: SMTPServerSession): SeenSession {
+  const s = session as SMTPServerSession & { xClient?: Map<string, unknown> };
+  const xclient = Object.fromEntries([...(s.xClient ?? new Map<string, unknown>())].filter(([k]) => !k.includes(':')).map(([k, v]) => [k, String(v)]));
+  return {
+    remoteAddress: s.remoteAddress,
+    tcpAddress: String(s.xClient?.get('ADDR:DEFAULT') ?? s.remoteAddress),
+    helo: String(s.hostNameAppearsAs || ''),
+    xclient,
+    user: typeof s.user === 'string' ? s.user : undefined,
+  };
+}
+
+export function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
