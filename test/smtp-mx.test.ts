@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { RawClient } from './support/raw-client.js';
@@ -52,5 +54,217 @@ describe('SMTP mx: routing by recipient domain', () => {
     assert.match(await say(c, 'QUIT'), /^221/);
     await c.closed;
     assert.equal(env.a.messages.length + env.b.messages.length, 1 + 1);
+  });
+});
+
+/** A port nobody listens on. */
+async function deadPort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A body of `lines` lines of 8-bit text, some starting with ".", and its dot-stuffed wire form. */
+function body(lines: number, width: number): { plain: Buffer; wire: Buffer } {
+  const plain: Buffer[] = [];
+  const wire: Buffer[] = [];
+  const noBreaks = (b: Buffer): Buffer => Buffer.from(b.map((x) => (x === 0x0a || x === 0x0d ? 0x41 : x)));
+  for (let i = 0; i < lines; i++) {
+    let line = noBreaks(randomBytes(width));
+    if (i % 7 === 0) line = Buffer.concat([Buffer.from(i % 14 === 0 ? '.' : '..'), line]);
+    if (i % 50 === 3) line = Buffer.from('.');
+    plain.push(line, Buffer.from('\r\n'));
+    wire.push(line[0] === 0x2e ? Buffer.concat([Buffer.from('.'), line]) : line, Buffer.from('\r\n'));
+  }
+  return { plain: Buffer.concat(plain), wire: Buffer.concat(wire) };
+}
+
+async function greeted(port: number, helo = 'client.example'): Promise<RawClient> {
+  const c = await RawClient.connect(port);
+  assert.match(await c.line(), /^220 /);
+  assert.match(await say(c, `EHLO ${helo}`), /^250/);
+  return c;
+}
+
+describe('SMTP mx: transactions', () => {
+  let env: SmtpEnv;
+  before(async () => {
+    env = await startSmtpTenants({ backendA: { unknownUsers: ['nobody@a.example'] } });
+  });
+  after(() => env.close());
+
+  test('recipients in two tenants: the second gets 451 4.5.3 and a second transaction delivers it', async () => {
+    const c = await greeted(env.port);
+    const msg = 'Subject: both\r\n\r\nfor a and b\r\n';
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.equal(await say(c, 'RCPT TO:<alice@b.example>'), '451 4.5.3 Recipient belongs to another transaction, try again later');
+    assert.match(await say(c, 'RCPT TO:<bob@mail.a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    assert.match(await say(c, `${msg}.`), /^250/);
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@b.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    assert.match(await say(c, `${msg}.`), /^250/);
+    // A third transaction back to a: the backend kept from the first is replaced, not reused.
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'RSET'), /^250/);
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    const a = env.a.messages.at(-1)!;
+    const b = env.b.messages.at(-1)!;
+    assert.deepEqual(a.to, ['alice@a.example', 'bob@mail.a.example']);
+    assert.deepEqual(b.to, ['alice@b.example']);
+    assert.equal(a.sha256, sha256(msg));
+    assert.equal(b.sha256, sha256(msg));
+    assert.equal(b.session.remoteAddress, '127.0.0.3');
+  });
+
+  test('the backend’s RCPT reply is the client’s; a refused first recipient does not bind the transaction', async () => {
+    const c = await greeted(env.port);
+    assert.match(await say(c, 'MAIL FROM:<>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<nobody@a.example>'), /^550 /);
+    assert.match(await say(c, 'RCPT TO:<alice@b.example>'), /^250/);
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+  });
+
+  test('a 20 MiB body with dot-lines and 8-bit octets arrives byte-identical, twice in one session', async () => {
+    const { plain, wire } = body(20 * 1024, 1023);
+    const before = env.a.messages.length;
+    const c = await greeted(env.port);
+    for (let i = 0; i < 2; i++) {
+      assert.match(await say(c, `MAIL FROM:<s@example.org> BODY=8BITMIME SIZE=${wire.length}`), /^250/);
+      assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+      assert.match(await say(c, 'DATA'), /^354/);
+      c.send(wire);
+      assert.match(await say(c, '.'), /^250/);
+    }
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    const got = env.a.messages.slice(before);
+    assert.deepEqual(got.map((m) => [m.size, m.sha256]), [[plain.length, sha256(plain)], [plain.length, sha256(plain)]]);
+  });
+
+  test('pipelined commands are answered in order (RFC 2920)', async () => {
+    const c = await greeted(env.port);
+    c.send('MAIL FROM:<s@example.org>\r\nRCPT TO:<alice@a.example>\r\nRCPT TO:<x@unhosted.example>\r\nRCPT TO:<alice@b.example>\r\nDATA\r\n');
+    assert.match((await reply(c))[0]!, /^250 2\.1\.0/);
+    assert.match((await reply(c))[0]!, /^250/);
+    assert.match((await reply(c))[0]!, /^550 5\.7\.1/);
+    assert.match((await reply(c))[0]!, /^451 4\.5\.3/);
+    assert.match((await reply(c))[0]!, /^354/);
+    c.send('Subject: p\r\n\r\nx\r\n.\r\nQUIT\r\n');
+    assert.match((await reply(c))[0]!, /^250/);
+    assert.match((await reply(c))[0]!, /^221/);
+    await c.closed;
+  });
+
+  test('SIZE declared over the limit is refused at MAIL', async () => {
+    const c = await greeted(env.port);
+    assert.equal(await say(c, `MAIL FROM:<s@example.org> SIZE=${64 * 1024 * 1024}`), '552 5.3.4 Message size exceeds fixed maximum message size');
+    assert.match(await say(c, 'MAIL FROM:<s@example.org> FOO=1'), /^555 5\.5\.4/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^503 5\.5\.1/);
+    c.close();
+    await env.concierge.listeners[0]!.whenIdle();
+  });
+});
+
+describe('SMTP mx: limits, failures and abuse', () => {
+  let env: SmtpEnv;
+  let dead: number;
+  before(async () => {
+    dead = await deadPort();
+    env = await startSmtpTenants({ listener: { maxMessageSize: 4096, greetingDelayMs: 150 }, deadA: [dead], optionsA: { xclient: true }, backendA: { xclient: true }, limits: { maxErrors: 3 } });
+  });
+  after(() => env.close());
+  const idle = () => env.concierge.listeners[0]!.whenIdle();
+
+  test('a body growing past SIZE gets 552 and reaches no backend; the session goes on', async () => {
+    const before = env.a.messages.length;
+    const c = await greeted(env.port);
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    c.send(Buffer.alloc(10_000, 'x'));
+    assert.equal(await say(c, '\r\n.'), '552 5.3.4 Message size exceeds fixed maximum message size');
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    assert.match(await say(c, 'small\r\n.'), /^250/);
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    assert.equal(env.a.messages.length, before + 1);
+    await idle();
+  });
+
+  test('the first backend down: the next one takes it; XCLIENT carries the real client; the backend sees the tenant IP', async () => {
+    const c = await greeted(env.port, 'real-client.example');
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    assert.match(await say(c, 'x\r\n.'), /^250/);
+    c.send('QUIT\r\n');
+    await c.closed;
+    const m = env.a.messages.at(-1)!;
+    assert.equal(m.session.tcpAddress, '127.0.0.2');
+    assert.equal(m.session.remoteAddress, '127.0.0.1');
+    assert.equal(m.session.xclient.ADDR, '127.0.0.1');
+    assert.equal(m.session.xclient.HELO, 'real-client.example');
+    assert.equal(m.session.xclient.PROTO, 'ESMTP');
+    assert.ok(env.logs.lines().some((l) => l.includes('backend failed') && l.includes(String(dead))));
+  });
+
+  test('every backend down: 451 4.4.0 and the session goes on', async () => {
+    await env.b.close();
+    const c = await greeted(env.port);
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.equal(await say(c, 'RCPT TO:<alice@b.example>'), '451 4.4.0 Service temporarily unavailable, try again later');
+    assert.match(await say(c, 'NOOP'), /^250/);
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    await idle();
+  });
+
+  test('talking before the greeting: 421 and close, no greeting', async () => {
+    const c = await RawClient.connect(env.port);
+    c.send('EHLO early.example\r\n');
+    assert.match(await c.line(), /^421 4\.7\.0 /);
+    await c.closed;
+    await idle();
+  });
+
+  test('an HTTP request line: 421 and close', async () => {
+    const c = await RawClient.connect(env.port);
+    assert.match(await c.line(), /^220 /);
+    c.send('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.match(await c.line(), /^421 /);
+    await c.closed;
+    await idle();
+  });
+
+  test('over-long lines and CRLF inside an address count toward maxErrors', async () => {
+    const c = await greeted(env.port);
+    assert.equal(await say(c, `MAIL FROM:<${'x'.repeat(600)}@example.org>`), '500 5.5.2 Line too long');
+    c.send('MAIL FROM:<a\r\n@example.org>\r\n');
+    assert.match((await reply(c))[0]!, /^501 5\.1\.3/);
+    assert.match((await reply(c))[0]!, /^421 4\.7\.0/);
+    await c.closed;
+    await idle();
+  });
+
+  test('a client vanishing mid-DATA: nothing delivered, nothing leaked', async () => {
+    const before = env.a.messages.length;
+    const c = await greeted(env.port);
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    c.send('Subject: cut\r\n\r\npartial');
+    c.close();
+    await idle();
+    assert.equal(env.a.messages.length, before);
   });
 });
