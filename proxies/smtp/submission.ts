@@ -128,10 +128,15 @@ const commands = {
   greeted: { ...anyState, AUTH: auth },
 } satisfies Record<State, Record<string, Handler>>;
 
+/** Each client's dialogue, kept across the core's login attempts. */
+const dialogues = new WeakMap<LineChannel, Dialogue>();
+
 /** Runs the submission dialogue until AUTH offers credentials or the client quits. */
 export function readSubmissionLogin(s: SmtpSettings) {
   return async (client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> => {
-    const d: Dialogue = { state: 'fresh' };
+    // The core asks again after a failed AUTH: the EHLO given before still holds (RFC 4954 §4).
+    let d = dialogues.get(client);
+    if (!d) dialogues.set(client, (d = { state: 'fresh' }));
     const debug = ctx.log.isDebugEnabled();
     for (;;) {
       const event = await client.next();
