@@ -20,7 +20,7 @@ export interface PathArg {
 /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets. */
 const MAX_PATH = 256;
 /** No spaces, controls, angle brackets or DEL inside a path (no source routes either). */
-const PATH = /^[^\x00-\x20<>\x7f]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[[^\]\x00-\x20]+\]$/;
+const PATH = /^[^\x00-\x20<>@\x7f][^\x00-\x20<>\x7f]*@(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[A-Za-z0-9:.]+\])$/;
 const PARAM = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$/;
 
 /**
