@@ -74,8 +74,10 @@ export interface DataLink {
    * flushed and ended; 'failed' when the link breaks, times out or is closed first.
    */
   settled(): Promise<'complete' | 'failed'>;
-  /** Destroys the link's sockets and listeners (ports given back). Safe to call twice. */
+  /** Closes the link's listeners (ports given back) and ends its connections with FINs. Safe to call twice. */
   close(): void;
+  /** As close(), but resets the connections: an aborted transfer (ABOR). */
+  abort(): void;
 }
 
 /** What the core lends a module whose control channel stays protocol-aware after login. */

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { DataEndpoint, DataLink } from '../proxies/types.js';
 import type { Limits } from './config.js';
-import { dialData, ReadHook, relayData, type RelayEnd } from './data-relay.js';
+import { dialData, ReadHook, relayData, resetSocket, type RelayEnd } from './data-relay.js';
 import type { SessionLog } from './log.js';
 import { listenOn, type PassivePorts } from './port-range.js';
 import { unmapIPv4 } from './tenants.js';
@@ -52,7 +52,7 @@ export class DataPlane {
   close(): void {
     if (this.ended) return;
     this.ended = true;
-    for (const link of this.links) link.close();
+    for (const link of this.links) link.abort();
     if (this.handles === 0) this.resolveClosed();
   }
 }
@@ -98,7 +98,7 @@ class Link implements DataLink {
   private armTimer(): void {
     this.timer ??= setTimeout(() => {
       this.o.log.info('data connection timeout', { ms: this.o.limits.dataConnectTimeoutMs });
-      this.close();
+      this.abort();
     }, this.o.limits.dataConnectTimeoutMs);
   }
 
@@ -196,7 +196,7 @@ class Link implements DataLink {
     this.plane.track(socket);
     socket.once('error', (err: NodeJS.ErrnoException) => {
       this.o.log.info('data connection failed', { side, to: `${target.host}:${target.port}`, code: err.code ?? err.message });
-      this.close();
+      this.abort();
     });
     socket.once('connect', () => this.pair());
     return socket;
@@ -212,7 +212,7 @@ class Link implements DataLink {
     void this.outcome.then((outcome) => {
       this.complete = outcome === 'complete';
       this.resolveOutcome(outcome);
-      if (outcome === 'failed') this.close();
+      if (outcome === 'failed') this.abort();
     });
   }
 
@@ -221,15 +221,31 @@ class Link implements DataLink {
   }
 
   close(): void {
+    this.finish('end');
+  }
+
+  abort(): void {
+    this.finish('reset');
+  }
+
+  /**
+   * A finished relay is left to close by itself (destroying it could turn the client's last bytes
+   * into a reset); otherwise `end` sends FINs and `reset` resets, so that neither side takes an
+   * aborted transfer for a whole file. Whatever is left is destroyed after LINGER_MS.
+   */
+  private finish(how: 'end' | 'reset'): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
     for (const server of this.servers) if (server.listening) server.close();
     for (const end of [this.clientEnd, this.backendEnd]) {
-      // A finished relay is left to close by itself: destroying it could turn the client's last
-      // bytes into a reset. Anything else is cut now.
-      if (this.complete) end?.socket.setTimeout(LINGER_MS, () => end.socket.destroy());
-      else end?.socket.destroy();
+      if (!end) continue;
+      if (how === 'reset' && !this.complete) {
+        resetSocket(end.socket);
+        continue;
+      }
+      if (!this.complete) end.socket.end();
+      end.socket.setTimeout(LINGER_MS, () => end.socket.destroy());
     }
     this.resolveOutcome('failed');
     this.onClose();

@@ -31,6 +31,16 @@ export function dialData(host: string, port: number, localAddress: string | unde
   return socket;
 }
 
+/**
+ * Resets a socket (RST), or destroys it when its write side is already shut down: libuv refuses a
+ * reset after a shutdown, and Node then never emits 'close' for that socket.
+ */
+export function resetSocket(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded || socket.connecting) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 /** One side of a relay: the socket, and the read hook when Concierge dialled it. */
 export interface RelayEnd {
   readonly socket: net.Socket;
@@ -85,11 +95,14 @@ export function relayData(client: RelayEnd, backend: RelayEnd, idleMs: number): 
     const settle = (outcome: RelayOutcome) => {
       if (settled) return;
       settled = true;
+      // From here on the link decides how long the sockets may linger; a late reset could cost the client its last bytes.
+      for (const { socket } of [client, backend]) socket.off('timeout', fail);
       resolve(outcome);
     };
+    // A reset, not a FIN: a FIN would tell the far side its file ended well (stream mode has no other EOF).
     const fail = () => {
-      client.socket.destroy();
-      backend.socket.destroy();
+      resetSocket(client.socket);
+      resetSocket(backend.socket);
       settle('failed');
     };
     let backendEnded = false;

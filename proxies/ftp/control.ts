@@ -153,9 +153,9 @@ class ControlRelay {
     link?.start();
   }
 
-  /** ABOR: the data connections go now; the backend's 426 / 226 replies pass through. */
+  /** ABOR: the data connections are reset now; the backend's 426 / 226 replies pass through. */
   private abortTransfers(): void {
-    for (const link of this.transfers) link.close();
+    for (const link of this.transfers) link.abort();
     this.dropLink();
   }
 

@@ -37,12 +37,13 @@ export function epsvPort(reply: string): number {
   return Number(m[1]);
 }
 
-/** Connects a data socket and collects everything until the server's EOF. */
+/** Connects a data socket and collects everything until it closes (EOF or reset: the control reply tells which). */
 export async function readAll(port: number, options: { host?: string; localAddress?: string } = {}): Promise<Buffer> {
   const socket = net.connect({ host: options.host ?? '127.0.0.1', port, localAddress: options.localAddress });
   const chunks: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-  await once(socket, 'end');
-  socket.destroy();
+  socket.on('error', () => {});
+  socket.on('end', () => socket.end());
+  await once(socket, 'close');
   return Buffer.concat(chunks);
 }
