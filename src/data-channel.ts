@@ -1,7 +1,8 @@
 import net from 'node:net';
 import type { DataEndpoint, DataLink } from '../proxies/types.js';
 import type { Limits } from './config.js';
-import { dialData, ReadHook, relayData, resetSocket, type RelayEnd } from './data-relay.js';
+import { dialData, relayData, resetSocket, type RelayEnd } from './data-relay.js';
+import { ReadHook } from './read-hook.js';
 import type { SessionLog } from './log.js';
 import { listenOn, type PassivePorts } from './port-range.js';
 import { unmapIPv4 } from './tenants.js';

@@ -1,28 +1,5 @@
 import net from 'node:net';
-
-/**
- * Bytes of the buffer a dialled data socket reads into. It is held for the socket's life, which
- * is one transfer: fine for data connections, never for idle control sessions (STACK.md).
- */
-const ONREAD_BUFFER = 1 << 20;
-
-/**
- * Where a dialled socket's reads go once the relay is wired. Until then the socket stays paused,
- * so nothing is read; a chunk that still arrives is copied and kept.
- */
-export class ReadHook {
-  sink: ((n: number, buf: Buffer) => boolean) | undefined;
-  early: Buffer[] = [];
-
-  readonly onread = {
-    buffer: () => Buffer.allocUnsafe(ONREAD_BUFFER),
-    callback: (n: number, buf: Buffer): boolean => {
-      if (this.sink) return this.sink(n, buf);
-      this.early.push(Buffer.from(buf.subarray(0, n)));
-      return false;
-    },
-  };
-}
+import type { ReadHook } from './read-hook.js';
 
 /** Dials a data connection, paused until relayed; reads go through `hook` (Node's onread fast path). */
 export function dialData(host: string, port: number, localAddress: string | undefined, hook: ReadHook): net.Socket {
@@ -51,28 +28,27 @@ export interface RelayEnd {
 export type RelayOutcome = 'complete' | 'failed';
 
 /**
- * Pumps one direction until EOF, then ends `dst` (half-close passed on). With a read hook the
- * socket reads into its own buffer, which is handed to `write()` as is: reading pauses until the
- * kernel has taken it, so the buffer is never overwritten while queued.
+ * Pumps one direction until EOF, then ends `dst` (half-close passed on). With a read hook (a
+ * socket Concierge dialled) each chunk is written as read, and reading stops while `dst` still
+ * holds unsent bytes, so the hook may read into the same buffers again.
  */
 function pump(src: RelayEnd, dst: net.Socket): void {
   const { socket } = src;
   if (src.hook) {
     let stalled = false;
-    const afterWrite = () => {
+    const flushed = () => {
       if (stalled && dst.writableLength === 0) {
         stalled = false;
         socket.resume();
       }
     };
-    for (const chunk of src.hook.early) dst.write(chunk);
-    src.hook.early = [];
-    src.hook.sink = (n, buf) => {
-      dst.write(buf.subarray(0, n), afterWrite);
+    src.hook.attachRelay((chunk) => {
+      if (dst.destroyed) return false;
+      dst.write(chunk, flushed);
       if (dst.writableLength === 0) return true;
       stalled = true;
       return false;
-    };
+    });
   } else {
     socket.on('data', (chunk: Buffer) => {
       if (!dst.write(chunk)) socket.pause();
