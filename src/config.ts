@@ -124,14 +124,25 @@ const demoPop3ServerSchema = z.strictObject({
   maildir: z.string().min(1),
 });
 
+const demoFtpServerSchema = z.strictObject({
+  address: ipAddress.default('127.0.0.1'),
+  port: backendPort,
+  /** Folder every user of this server sees as "/"; relative to the config file. */
+  root: z.string().min(1),
+  /** user → password (a demo: the passwords are printed by `concierge demo`). */
+  users: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be a plain user name' }), z.string().min(1).max(200)),
+  /** The embedded server's own passive ports (ftp-srv needs a range of its own). */
+  passivePorts: portRangeSchema,
+});
+
 export const configSchema = z.strictObject({
   login: z.strictObject({ separators: z.array(z.string().min(1).max(4).regex(/^[^\x00-\x20\x7f]+$/)).min(1).default(['@']) }).prefault({}),
   log: z.strictObject({ level: z.enum(['error', 'warn', 'info', 'debug']).default('info') }).prefault({}),
   limits: limitsSchema.prefault({}),
   listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
   tenants: z.array(tenantSchema).default([]),
-  /** Backends that `concierge demo` starts in-process (the repository's small POP3 server). */
-  demo: z.strictObject({ pop3Servers: z.array(demoPop3ServerSchema).default([]) }).optional(),
+  /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv). */
+  demo: z.strictObject({ pop3Servers: z.array(demoPop3ServerSchema).default([]), ftpServers: z.array(demoFtpServerSchema).default([]) }).optional(),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -189,6 +200,16 @@ function crossCheck(config: Config): string[] {
   config.demo?.pop3Servers.forEach((d, i) => {
     const clash = config.listeners.findIndex((l) => l.port === d.port);
     if (clash >= 0) problems.push(`demo.pop3Servers[${i}].port: ${d.port} is also listeners[${clash}].port`);
+  });
+  config.demo?.ftpServers.forEach((d, i) => {
+    const clash = config.listeners.findIndex((l) => l.port === d.port);
+    if (clash >= 0) problems.push(`demo.ftpServers[${i}].port: ${d.port} is also listeners[${clash}].port`);
+    const range = d.passivePorts;
+    if (range.from > range.to) problems.push(`demo.ftpServers[${i}].passivePorts: from (${range.from}) must not exceed to (${range.to})`);
+    config.listeners.forEach((l, j) => {
+      const other = l.passivePorts;
+      if (other && other.from <= range.to && range.from <= other.to) problems.push(`demo.ftpServers[${i}].passivePorts: overlaps listeners[${j}].passivePorts (${other.from}-${other.to})`);
+    });
   });
   // A problem in the top-level limits shows up once per listener that inherits it: say it once.
   return [...new Set(problems)];
@@ -265,6 +286,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), file?: string
   if (problems.length > 0) throw new ConfigError(problems, file);
   const config = result.data;
   config.demo?.pop3Servers.forEach((d) => (d.maildir = path.resolve(baseDir, d.maildir)));
+  config.demo?.ftpServers.forEach((d) => (d.root = path.resolve(baseDir, d.root)));
   return config;
 }
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { DemoFtpServer } from '../demo/ftp-server.js';
 import { DemoPop3Server } from '../demo/pop3-server.js';
 import type { Config } from './config.js';
 import { startConcierge, type Concierge } from './concierge.js';
@@ -23,11 +24,13 @@ async function demoUsers(maildir: string): Promise<Array<[string, string]>> {
 /** Starts the config's demo POP3 servers, then Concierge, and says how to try it. */
 export async function runDemo(config: Config): Promise<Demo> {
   const servers = (config.demo?.pop3Servers ?? []).map((d) => ({ d, server: new DemoPop3Server({ maildir: d.maildir, host: d.address, port: d.port }) }));
+  const ftpServers = (config.demo?.ftpServers ?? []).map((d) => ({ d, server: new DemoFtpServer({ host: d.address, port: d.port, root: d.root, users: d.users, passivePorts: d.passivePorts }) }));
   const stopBackends = async () => {
-    await Promise.all(servers.map(({ server }) => server.close()));
+    await Promise.all([...servers, ...ftpServers].map(({ server }) => server.close()));
   };
   try {
     for (const { server } of servers) await server.listen();
+    for (const { server } of ftpServers) await server.listen();
   } catch (err) {
     await stopBackends();
     throw err;
@@ -40,8 +43,11 @@ export async function runDemo(config: Config): Promise<Demo> {
   const out = ['', 'Concierge demo is running.'];
   for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} front door: ${l.config.address}:${l.address().port}`);
   for (const t of config.tenants) {
-    const backends = t.backends.pop3.map((b) => `${b.host}:${b.port}`).join(', ');
-    out.push(`  tenant ${t.domain}: POP3 backend ${backends}, dialled from ${t.sourceAddress ?? 'any address'}`);
+    const backends = (['pop3', 'ftp'] as const)
+      .filter((p) => t.backends[p].length > 0)
+      .map((p) => `${p.toUpperCase()} backend ${t.backends[p].map((b) => `${b.host}:${b.port}`).join(', ')}`)
+      .join('; ');
+    out.push(`  tenant ${t.domain}: ${backends}, dialled from ${t.sourceAddress ?? 'any address'}`);
   }
   const pop3 = concierge.listeners.find((l) => l.config.protocol === 'pop3');
   if (pop3) {
@@ -51,6 +57,19 @@ export async function runDemo(config: Config): Promise<Demo> {
       if (!tenant) continue;
       for (const [user, password] of await demoUsers(d.maildir)) {
         out.push(`  curl -u '${user}@${tenant.domain}:${password}' pop3://${pop3.config.address}:${pop3.address().port}/1`);
+      }
+    }
+  }
+  const ftp = concierge.listeners.find((l) => l.config.protocol === 'ftp');
+  if (ftp && ftpServers.length > 0) {
+    out.push('', 'FTP (passive, then active with -P):');
+    for (const { d } of ftpServers) {
+      const tenant = config.tenants.find((t) => t.backends.ftp.some((b) => b.port === d.port));
+      if (!tenant) continue;
+      for (const [user, password] of Object.entries(d.users)) {
+        const url = `ftp://${ftp.config.address}:${ftp.address().port}/welcome.txt`;
+        out.push(`  curl -u '${user}@${tenant.domain}:${password}' ${url}`);
+        out.push(`  curl -P ${ftp.config.address} -u '${user}@${tenant.domain}:${password}' ${url}`);
       }
     }
   }

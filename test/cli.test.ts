@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import Pop3Command from 'node-pop3';
 import { closedPort } from './support/fake-backend.js';
 
@@ -29,11 +30,16 @@ describe('concierge CLI', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-cli-'));
     // The repository's demo config, moved to free ports so the test never collides with a running demo.
     const raw = JSON.parse(await readFile(path.join(root, 'tenants.json'), 'utf8'));
-    raw.listeners[0].port = 0;
+    for (const listener of raw.listeners) listener.port = 0;
     for (const [i, server] of raw.demo.pop3Servers.entries()) {
       server.port = await closedPort();
       server.maildir = path.join(root, server.maildir);
       raw.tenants[i].backends.pop3[0].port = server.port;
+    }
+    for (const [i, server] of raw.demo.ftpServers.entries()) {
+      server.port = await closedPort();
+      server.root = path.join(root, server.root);
+      raw.tenants[i].backends.ftp[0].port = server.port;
     }
     demoConfig = path.join(dir, 'demo.json');
     await writeFile(demoConfig, JSON.stringify(raw));
@@ -44,7 +50,7 @@ describe('concierge CLI', () => {
   test('check accepts the demo config', async () => {
     const r = await run(['check', '--config', path.join(root, 'tenants.json')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /ok \(1 listener\(s\), 2 tenant\(s\)\)/);
+    assert.match(r.stdout, /ok \(2 listener\(s\), 2 tenant\(s\)\)/);
   });
 
   test('check prints every problem with its JSON path and exits 1', async () => {
@@ -88,6 +94,16 @@ describe('concierge CLI', () => {
         const pop3 = new Pop3Command({ host: '127.0.0.1', port, user: `alice@${tenant}.example`, password });
         assert.match(await pop3.RETR(1), new RegExp(`${tenant}\\.example`));
         await pop3.QUIT();
+      }
+      // The printed FTP lines work too, passive and active, each tenant its own welcome file.
+      for (const tenant of ['a', 'b']) {
+        const lines = stdout.split('\n').filter((l) => l.includes(`alice@${tenant}.example`) && l.includes('ftp://'));
+        assert.equal(lines.length, 2, stdout);
+        for (const line of lines) {
+          const args = line.trim().split(/\s+/).slice(1).map((a) => a.replace(/^'|'$/g, ''));
+          const { stdout: body } = await promisify(execFile)('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' });
+          assert.match(body, new RegExp(`tenant ${tenant}\\.example`));
+        }
       }
     } finally {
       const exited = once(child, 'exit');
