@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { parseConfig } from '../../src/config.js';
 import { startConcierge, type Concierge } from '../../src/concierge.js';
 import { createSilentLogger } from '../../src/log.js';
+import { closedPort } from '../support/fake-backend.js';
 import { PROBE_ADDRESS, startVsftpd, type Vsftpd } from './vsftpd.js';
 
 const run = promisify(execFile);
@@ -26,7 +27,7 @@ describe('FTP interop: Concierge in front of vsftpd', () => {
   let concierge: Concierge;
   const ports: Record<string, number> = {};
   before(async () => {
-    vsftpd = await startVsftpd({ port: 21990, pasv: { min: 21991, max: 21999 }, files: { 'hello.txt': 'hello from vsftpd\n', 'big.bin': BIG } });
+    vsftpd = await startVsftpd({ port: await closedPort(), pasv: { min: 21991, max: 21999 }, files: { 'hello.txt': 'hello from vsftpd\n', 'big.bin': BIG } });
     const config = parseConfig({
       limits: { authFailDelayMs: 50, connectTimeoutMs: 2_000, backendReplyTimeoutMs: 5_000, loginTimeoutMs: 10_000, idleTimeoutMs: 30_000, dataConnectTimeoutMs: 10_000 },
       listeners: [

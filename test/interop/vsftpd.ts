@@ -33,7 +33,7 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
   throw new Error(`vsftpd did not listen on ${port}`);
 }
 
-/** Starts vsftpd serving `files` under /pub to anonymous users (any password). */
+/** Starts vsftpd serving `files` under /pub to anonymous users (USER anonymous, then any password). */
 export async function startVsftpd(options: { port: number; pasv: { min: number; max: number }; files: Record<string, Buffer | string> }): Promise<Vsftpd> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-vsftpd-'));
   const root = path.join(dir, 'root');
@@ -51,7 +51,7 @@ export async function startVsftpd(options: { port: number; pasv: { min: number; 
     'background=NO',
     'run_as_launching_user=YES',
     'anonymous_enable=YES',
-    'no_anon_password=YES',
+    'no_anon_password=NO',
     `anon_root=${root}`,
     'local_enable=NO',
     'write_enable=NO',

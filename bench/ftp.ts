@@ -1,0 +1,194 @@
+/**
+ * FTP benchmark, direct vs Concierge in one run against one private vsftpd (anonymous, read-only):
+ *
+ *   npm run bench:ftp -- [--retr-mib 512] [--reps 5] [--concurrency 16] [--duration 10] [--no-build]
+ *
+ * 1. RETR: curl, passive (EPSV), of a --retr-mib file, --reps runs per target interleaved
+ *    (direct, Concierge, direct, …); each run's byte count is checked, MB/s (10^6 bytes per
+ *    second, curl's speed_download). Median per target and the ratio.
+ * 2. Logins: --concurrency clients in a closed loop for --duration s per target:
+ *    connect → 220 → USER → 331 → PASS → 230 → PWD → 257 → QUIT → 221 → close.
+ *
+ * Concierge is the built CLI (dist/, rebuilt when stale) in a child process at log level "warn",
+ * tenant bench.test with sourceAddress 127.0.0.2. Needs vsftpd and curl (.ci/install-interop.sh).
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs, promisify } from 'node:util';
+import { startVsftpd } from '../test/interop/vsftpd.js';
+import { spawnChild } from './lib/children.js';
+import { cliPath, ensureBuilt, repoRoot } from './lib/concierge.js';
+import { machineInfo } from './lib/machine.js';
+import { freePort, type Endpoint } from './lib/net-util.js';
+import { fmt, median, table } from './lib/stats.js';
+
+const run = promisify(execFile);
+
+const { values: opts } = parseArgs({
+  options: {
+    'retr-mib': { type: 'string', default: '512' },
+    reps: { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '16' },
+    duration: { type: 'string', default: '10' },
+    'no-build': { type: 'boolean', default: false },
+  },
+});
+const RETR_MIB = Number(opts['retr-mib']);
+const REPS = Number(opts.reps);
+const CONCURRENCY = Number(opts.concurrency);
+const DURATION_S = Number(opts.duration);
+
+/** Waits for a 220 greeting on `target`. */
+async function waitFor220(target: Endpoint, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(target.port, target.host);
+      s.once('data', (d: Buffer) => (s.destroy(), resolve(d.toString('latin1').startsWith('220'))));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`no 220 from ${target.host}:${target.port}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** One curl RETR to /dev/null: bytes and MB/s. */
+async function retr(target: Endpoint, user: string): Promise<{ bytes: number; mbps: number }> {
+  const { stdout } = await run('curl', ['-sS', '--max-time', '300', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', '-u', `${user}:bench@bench.test`, `ftp://${target.host}:${target.port}/pub/big.bin`]);
+  const [bytes, speed] = stdout.trim().split(' ').map(Number) as [number, number];
+  return { bytes, mbps: speed / 1e6 };
+}
+
+/** Closed-loop FTP logins; returns sessions/s and errors. */
+function loginLoad(target: Endpoint, user: string): Promise<{ sessions: number; errors: number; perS: number; p50: number; p99: number }> {
+  const replies = ['220', '331', '230', '257', '221'];
+  const sends = [`USER ${user}\r\n`, 'PASS bench@bench.test\r\n', 'PWD\r\n', 'QUIT\r\n'];
+  const times: number[] = [];
+  let errors = 0;
+  const end = performance.now() + DURATION_S * 1000;
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const t0 = performance.now();
+      const s = net.connect({ host: target.host, port: target.port, noDelay: true });
+      let step = 0;
+      let buf = '';
+      let failed = false;
+      const fail = () => {
+        failed = true;
+        s.destroy();
+      };
+      s.on('error', fail);
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (/^\d{3}-/.test(line) || !/^\d{3}/.test(line)) continue; // inside a multi-line reply
+          if (!line.startsWith(replies[step]!)) return fail();
+          if (step < sends.length) s.write(sends[step]!);
+          step++;
+        }
+      });
+      s.on('close', () => {
+        if (failed || step !== replies.length) errors++;
+        else times.push(performance.now() - t0);
+        resolve();
+      });
+    });
+  const worker = async () => {
+    while (performance.now() < end) await one();
+  };
+  const started = performance.now();
+  return Promise.all(Array.from({ length: CONCURRENCY }, worker)).then(() => {
+    const elapsed = (performance.now() - started) / 1000;
+    const sorted = [...times].sort((a, b) => a - b);
+    return { sessions: times.length, errors, perS: times.length / elapsed, p50: sorted[sorted.length >> 1] ?? NaN, p99: sorted[Math.floor(sorted.length * 0.99)] ?? NaN };
+  });
+}
+
+async function main(): Promise<void> {
+  const buildNote = ensureBuilt(!opts['no-build']);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-bench-ftp-'));
+  const vsftpPort = await freePort();
+  const vsftpd = await startVsftpd({ port: vsftpPort, pasv: { min: 23000, max: 23099 }, files: { 'big.bin': randomBytes(RETR_MIB * 1024 * 1024) } });
+  const conciergePort = await freePort();
+  const configFile = path.join(dir, 'tenants.json');
+  await writeFile(
+    configFile,
+    JSON.stringify({
+      log: { level: 'warn' },
+      listeners: [{ protocol: 'ftp', address: '127.0.0.1', port: conciergePort, passivePorts: { from: 23100, to: 23199 } }],
+      tenants: [{ domain: 'bench.test', sourceAddress: '127.0.0.2', backends: { ftp: [{ host: '127.0.0.1', port: vsftpPort }] } }],
+    }),
+  );
+  const logFile = path.join(dir, 'concierge.log');
+  const fd = openSync(logFile, 'a');
+  const child = spawnChild('concierge', process.execPath, [cliPath, 'start', '--config', configFile], { cwd: repoRoot, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const targets = [
+    { label: 'direct', endpoint: { host: '127.0.0.1', port: vsftpPort }, user: 'anonymous' },
+    { label: 'concierge', endpoint: { host: '127.0.0.1', port: conciergePort }, user: 'anonymous@bench.test' },
+  ];
+  try {
+    await waitFor220(targets[1]!.endpoint, 15_000);
+    const want = RETR_MIB * 1024 * 1024;
+    const speeds: Record<string, number[]> = { direct: [], concierge: [] };
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const t of rep % 2 === 0 ? targets : [...targets].reverse()) {
+        const r = await retr(t.endpoint, t.user);
+        if (r.bytes !== want) throw new Error(`${t.label}: RETR got ${r.bytes} bytes, expected ${want}`);
+        speeds[t.label]!.push(r.mbps);
+        process.stderr.write(`RETR ${t.label} #${rep + 1}: ${r.mbps.toFixed(0)} MB/s\n`);
+      }
+    }
+    const logins: Record<string, Awaited<ReturnType<typeof loginLoad>>> = {};
+    for (const t of targets) {
+      logins[t.label] = await loginLoad(t.endpoint, t.user);
+      process.stderr.write(`logins ${t.label}: ${logins[t.label]!.perS.toFixed(0)}/s, ${logins[t.label]!.errors} errors\n`);
+    }
+    const m = machineInfo(repoRoot);
+    const direct = median(speeds.direct!);
+    const proxied = median(speeds.concierge!);
+    const out = [
+      `# FTP benchmark (${new Date().toISOString()})`,
+      '',
+      `${m.nproc} cores, ${m.cpuModel}, node ${m.node}, git ${m.git}; ${buildNote}. Backend: vsftpd (anonymous), Concierge at log level warn, tenant source 127.0.0.2.`,
+      '',
+      `## RETR ${RETR_MIB} MiB, passive (curl EPSV), ${REPS} interleaved runs each`,
+      '',
+      table(
+        ['target', 'median MB/s', 'runs (MB/s)', 'ratio to direct'],
+        targets.map((t) => [t.label, fmt(median(speeds[t.label]!)), speeds[t.label]!.map((x) => x.toFixed(0)).join(', '), fmt(median(speeds[t.label]!) / direct, 2)]),
+      ),
+      '',
+      `## Logins (USER, PASS, PWD, QUIT), ${CONCURRENCY} clients, ${DURATION_S} s closed loop`,
+      '',
+      table(
+        ['target', 'sessions/s', 'sessions', 'errors', 'p50 ms', 'p99 ms', 'ratio to direct'],
+        targets.map((t) => {
+          const l = logins[t.label]!;
+          return [t.label, fmt(l.perS), String(l.sessions), String(l.errors), fmt(l.p50, 1), fmt(l.p99, 1), fmt(l.perS / logins.direct!.perS, 2)];
+        }),
+      ),
+      '',
+      `RETR ratio ${fmt(proxied / direct, 2)} (target ≥ 0.75); logins ratio ${fmt(logins.concierge!.perS / logins.direct!.perS, 2)} (target ≥ 0.90).`,
+    ];
+    process.stdout.write(`${out.join('\n')}\n`);
+  } finally {
+    await child.stop(5_000);
+    await vsftpd.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench/ftp: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
