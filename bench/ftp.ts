@@ -26,6 +26,7 @@ import { spawnChild } from './lib/children.js';
 import { cliPath, ensureBuilt, repoRoot } from './lib/concierge.js';
 import { machineInfo } from './lib/machine.js';
 import { freePort, type Endpoint } from './lib/net-util.js';
+import { processCpuSeconds } from './lib/procfs.js';
 import { fmt, median, table } from './lib/stats.js';
 
 const run = promisify(execFile);
@@ -130,7 +131,7 @@ async function main(): Promise<void> {
   );
   const logFile = path.join(dir, 'concierge.log');
   const fd = openSync(logFile, 'a');
-  const child = spawnChild('concierge', process.execPath, [cliPath, 'start', '--config', configFile], { cwd: repoRoot, stdio: ['ignore', fd, fd] });
+  const child = spawnChild('concierge', process.execPath, [...(process.env.CONCIERGE_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), cliPath, 'start', '--config', configFile], { cwd: repoRoot, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const targets = [
     { label: 'direct', endpoint: { host: '127.0.0.1', port: vsftpPort }, user: 'anonymous' },
@@ -149,8 +150,11 @@ async function main(): Promise<void> {
       }
     }
     const logins: Record<string, Awaited<ReturnType<typeof loginLoad>>> = {};
+    let proxyCpuUs = NaN;
     for (const t of targets) {
+      const before = processCpuSeconds(child.pid)?.total ?? NaN;
       logins[t.label] = await loginLoad(t.endpoint, t.user);
+      if (t.label === 'concierge') proxyCpuUs = (((processCpuSeconds(child.pid)?.total ?? NaN) - before) * 1e6) / logins[t.label]!.sessions;
       process.stderr.write(`logins ${t.label}: ${logins[t.label]!.perS.toFixed(0)}/s, ${logins[t.label]!.errors} errors\n`);
     }
     const m = machineInfo(repoRoot);
@@ -177,6 +181,8 @@ async function main(): Promise<void> {
           return [t.label, fmt(l.perS), String(l.sessions), String(l.errors), fmt(l.p50, 1), fmt(l.p99, 1), fmt(l.perS / logins.direct!.perS, 2)];
         }),
       ),
+      '',
+      `Concierge CPU per login session: ${fmt(proxyCpuUs)} µs (user + kernel, from /proc).`,
       '',
       `RETR ratio ${fmt(proxied / direct, 2)} (target ≥ 0.75); logins ratio ${fmt(logins.concierge!.perS / logins.direct!.perS, 2)} (target ≥ 0.90).`,
     ];
