@@ -157,6 +157,8 @@ export interface ProtocolModule {
   replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, backendAddress: string, target: BackendTarget): Promise<Verdict>;
   /** The core's outcome in the protocol's words, CRLF included. */
   reply(kind: ReplyKind): string;
+  /** The tempFailure reply announces a close (FTP's 421): after a login no backend could take, the session ends. */
+  readonly closesAfterTempFailure?: boolean;
   /**
    * When present, called instead of the plain splice once the login succeeded and the verdict
    * was written: the module relays the control channel itself (both channels still framed,

@@ -139,6 +139,7 @@ export class Session {
       await this.pause(credentialsAt + Math.max(limits.authFailDelayMs, floor) - Date.now());
       const reply = result.reason === 'tempFailure' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
       if (attempt >= limits.maxLoginAttempts) return this.close('too many login attempts', undefined, false, reply);
+      if (result.reason === 'tempFailure' && module.closesAfterTempFailure) return this.close('no backend available', undefined, false, reply);
       this.client.write(reply);
     }
   }

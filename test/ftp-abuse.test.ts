@@ -60,7 +60,7 @@ describe('FTP abuse and failures', () => {
   test('backend down: the next backend is tried, and with none left the client hears 421', async () => {
     const down = await ftpLogin(env.port, 'alice@c.example', 'whatever');
     assert.equal(down.reply, '421 Service not available, closing control connection.');
-    down.c.close();
+    await down.c.closed;
     const failover = await ftpLogin(env.port, 'alice@d.example', FTP_PASSWORD_B);
     assert.match(failover.reply, /^230 /);
     assert.match(await ftpCommand(failover.c, 'PWD'), /^257 /, 'a session on the second backend works');

@@ -13,5 +13,7 @@ export const ftp: ProtocolModule = {
   readLogin: readFtpLogin,
   replayLogin: replayFtpLogin,
   reply: (kind) => ftpReplies[kind],
+  // RFC 959 §4.2: 421 means the server is closing the control connection.
+  closesAfterTempFailure: true,
   afterLogin: relayFtpControl,
 };
