@@ -197,9 +197,11 @@ class ControlRelay {
       this.dropLink();
       return this.answer('425 PASV cannot carry an IPv6 address: use EPSV.\r\n');
     }
-    if (verb === 'EPSV' && arg !== '' && Number(arg) !== endpoint.family) {
+    // RFC 2428 §2: network protocol 1 is IPv4, 2 is IPv6.
+    const protocol = endpoint.family === 4 ? '1' : '2';
+    if (verb === 'EPSV' && arg !== '' && arg !== protocol) {
       this.dropLink();
-      return this.answer(`522 Network protocol not supported, use (${endpoint.family})\r\n`);
+      return this.answer(`522 Network protocol not supported, use (${protocol})\r\n`);
     }
     const failure = await this.prepareBackend(link);
     if (failure) {
