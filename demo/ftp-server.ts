@@ -18,6 +18,14 @@ export class DemoFtpServer {
 
   constructor(private readonly options: { host: string; port: number; root: string; users: Record<string, string>; passivePorts: PortRange }) {}
 
+  /** Whether ftp-srv is installed (it is not in an image built with dev dependencies pruned). */
+  static async available(): Promise<boolean> {
+    return import('ftp-srv').then(
+      () => true,
+      () => false,
+    );
+  }
+
   async listen(): Promise<void> {
     let FtpSrv: typeof import('ftp-srv').FtpSrv;
     try {

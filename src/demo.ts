@@ -24,7 +24,9 @@ async function demoUsers(maildir: string): Promise<Array<[string, string]>> {
 /** Starts the config's demo POP3 servers, then Concierge, and says how to try it. */
 export async function runDemo(config: Config): Promise<Demo> {
   const servers = (config.demo?.pop3Servers ?? []).map((d) => ({ d, server: new DemoPop3Server({ maildir: d.maildir, host: d.address, port: d.port }) }));
-  const ftpServers = (config.demo?.ftpServers ?? []).map((d) => ({ d, server: new DemoFtpServer({ host: d.address, port: d.port, root: d.root, users: d.users, passivePorts: d.passivePorts }) }));
+  const ftpWanted = config.demo?.ftpServers ?? [];
+  const ftpSkipped = ftpWanted.length > 0 && !(await DemoFtpServer.available());
+  const ftpServers = (ftpSkipped ? [] : ftpWanted).map((d) => ({ d, server: new DemoFtpServer({ host: d.address, port: d.port, root: d.root, users: d.users, passivePorts: d.passivePorts }) }));
   const stopBackends = async () => {
     await Promise.all([...servers, ...ftpServers].map(({ server }) => server.close()));
   };
@@ -61,6 +63,7 @@ export async function runDemo(config: Config): Promise<Demo> {
     }
   }
   const ftp = concierge.listeners.find((l) => l.config.protocol === 'ftp');
+  if (ftpSkipped) out.push('', 'FTP demo backends skipped: ftp-srv (a dev dependency) is not installed here.');
   if (ftp && ftpServers.length > 0) {
     out.push('', 'FTP (passive, then active with -P):');
     for (const { d } of ftpServers) {
