@@ -42,6 +42,32 @@ export class DataPlane {
     return link;
   }
 
+  /** Client-side data sockets still open, and the bytes of those already closed. */
+  private readonly clientSockets = new Set<net.Socket>();
+  private closedUp = 0;
+  private closedDown = 0;
+
+  /** Bytes the client sent (up) and received (down) over data connections so far. */
+  get bytes(): { up: number; down: number } {
+    let up = this.closedUp;
+    let down = this.closedDown;
+    for (const s of this.clientSockets) {
+      up += s.bytesRead;
+      down += s.bytesWritten;
+    }
+    return { up, down };
+  }
+
+  /** Counts a client-side data socket's bytes toward `bytes`. */
+  countClientSide(socket: net.Socket): void {
+    this.clientSockets.add(socket);
+    socket.once('close', () => {
+      this.clientSockets.delete(socket);
+      this.closedUp += socket.bytesRead;
+      this.closedDown += socket.bytesWritten;
+    });
+  }
+
   /** Counts a socket or server until its close event (the session is done only when all are). */
   track(handle: net.Socket | net.Server): void {
     this.handles++;
@@ -128,6 +154,7 @@ class Link implements DataLink {
         return void socket.destroy();
       }
       this.clientEnd = { socket };
+      this.plane.countClientSide(socket);
       server.close();
       this.connectBackendIfPassive();
       this.pair();
@@ -190,6 +217,7 @@ class Link implements DataLink {
     const hook = new ReadHook();
     const socket = this.dial(this.clientTarget, unmapIPv4(this.o.client.localAddress ?? ''), hook, 'client');
     this.clientEnd = { socket, hook };
+    this.plane.countClientSide(socket);
   }
 
   private dial(target: Target, localAddress: string, hook: ReadHook, side: 'client' | 'backend'): net.Socket {

@@ -397,7 +397,8 @@ export class Session {
       client.destroy();
       this.backend?.destroy();
     }
-    this.outcome = { reason, tenant: this.tenant, bytesUp: client.bytesRead, bytesDown: client.bytesWritten };
+    const data = this.dataPlane?.bytes; // FTP data connections count toward the tenant's traffic too
+    this.outcome = { reason, tenant: this.tenant, bytesUp: client.bytesRead + (data?.up ?? 0), bytesDown: client.bytesWritten + (data?.down ?? 0) };
     this.log.info('session closed', { reason, bytesUp: this.outcome.bytesUp, bytesDown: this.outcome.bytesDown, durationMs: Date.now() - this.startedAt });
     this.reportDone();
   }

@@ -168,8 +168,10 @@ describe('FTP transfers through Concierge', () => {
     assert.equal(env.listener.passivePorts!.inUse, 0);
   });
 
-  test('no socket or passive port is left behind', async () => {
+  test('no socket or passive port is left behind; data bytes count toward the tenant’s traffic', async () => {
     await env.listener.whenIdle();
     assert.equal(env.listener.passivePorts!.inUse, 0);
+    const a = env.concierge.traffic.get('a.example')!;
+    assert.ok(a.bytesDown > HUGE.length + BIG.length && a.bytesUp > HUGE.length + BIG.length, JSON.stringify(a));
   });
 });
