@@ -1,6 +1,6 @@
 import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
-import { redactCommand } from '../../src/log.js';
+import { nextCommand } from '../command.js';
 import type { LoginContext, LoginRequest } from '../types.js';
 import { PRE_LOGIN_CAPABILITIES } from './replies.js';
 import { decodePlain } from './sasl-plain.js';
@@ -95,17 +95,8 @@ const commands = {
 /** Runs AUTHORIZATION until credentials arrive or the client quits. */
 export async function readPop3Login(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
   const d: Dialogue = { state: 'authorization' };
-  const debug = ctx.log.isDebugEnabled();
   for (;;) {
-    const event = await client.next();
-    if (event.kind !== 'line') {
-      ctx.reject(event.kind === 'tooLong' ? 'lineTooLong' : 'syntax', event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line');
-      continue;
-    }
-    if (debug) ctx.log.debug('client command', { line: redactCommand(event.line) });
-    const space = event.line.indexOf(' ');
-    const verb = (space < 0 ? event.line : event.line.slice(0, space)).toUpperCase();
-    const arg = space < 0 ? '' : event.line.slice(space + 1);
+    const { verb, arg } = await nextCommand(client, ctx);
     const table: Record<string, Handler | undefined> = commands[d.state];
     const handler = table[verb];
     if (!handler) {

@@ -1,14 +1,3 @@
-/** A command line split into its upper-cased verb and its argument text. */
-export interface Command {
-  readonly verb: string;
-  readonly arg: string;
-}
-
-export function parseCommand(line: string): Command {
-  const space = line.indexOf(' ');
-  return { verb: (space < 0 ? line : line.slice(0, space)).toUpperCase(), arg: space < 0 ? '' : line.slice(space + 1) };
-}
-
 /** A MAIL FROM / RCPT TO argument: the path between < and >, and its ESMTP parameters. */
 export interface PathArg {
   /** Empty for the null reverse-path `<>`. */

@@ -1,8 +1,8 @@
 import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
-import { redactCommand } from '../../src/log.js';
 import type { LoginContext, LoginRequest } from '../types.js';
-import { isHeloName, parseCommand } from './commands.js';
+import { nextCommand } from '../command.js';
+import { isHeloName } from './commands.js';
 import { decodePlain } from '../pop3/sasl-plain.js';
 import { replies, type SmtpSettings } from './replies.js';
 
@@ -137,19 +137,12 @@ export function readSubmissionLogin(s: SmtpSettings) {
     // The core asks again after a failed AUTH: the EHLO given before still holds (RFC 4954 §4).
     let d = dialogues.get(client);
     if (!d) dialogues.set(client, (d = { state: 'fresh' }));
-    const debug = ctx.log.isDebugEnabled();
     for (;;) {
-      const event = await client.next();
-      if (event.kind !== 'line') {
-        ctx.reject(event.kind === 'tooLong' ? 'lineTooLong' : 'syntax', event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line');
-        continue;
-      }
-      if (debug) ctx.log.debug('client command', { line: redactCommand(event.line) });
-      if (isHttpRequest(event.line)) {
+      const { line, verb, arg } = await nextCommand(client, ctx);
+      if (isHttpRequest(line)) {
         client.write(`421 4.7.0 ${s.hostname} This is an SMTP server, closing transmission channel\r\n`);
         return undefined;
       }
-      const { verb, arg } = parseCommand(event.line);
       const table: Record<string, Handler | undefined> = commands[d.state];
       const handler = table[verb];
       if (!handler) {
