@@ -8,6 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { failedLoginLine, loginLine, tail, waitForLines, type DovecotLogin, type LogWait } from './dovecot-log.js';
 import { pickAccounts, renderDovecotConfig, renderPasswdFile, type PasswdEntry } from './dovecot-config.js';
 import { writeMaildir, type MessageInput } from './maildir.js';
+import { closedPort as freePort } from '../support/fake-backend.js';
 
 export type { DovecotLogin, LogWait } from './dovecot-log.js';
 
@@ -193,18 +194,6 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
     log: readLog,
     stop,
   };
-}
-
-/** A port that was free a moment ago: bind port 0, read it, close. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Retries a connect until dovecot answers "+OK"; each refused connect is what says "not yet". */
