@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import type { BackendLink, BackendTarget, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
-import type { Limits } from './config.js';
+import type { Backend, Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
@@ -150,17 +150,10 @@ export class Session {
     this.log.with({ tenant: this.tenant });
     for (const backend of route.backends) {
       const where = `${backend.host}:${backend.port}`;
-      let socket: Socket | undefined;
       try {
         const hook = new ReadHook();
-        this.pendingDial = dialBackend(backend, route.tenant.sourceAddress, this.deps.limits.connectTimeoutMs, hook);
-        socket = await this.pendingDial.socket;
-        this.pendingDial = undefined;
-        this.backend = socket;
-        this.openSockets++;
-        socket.once('close', () => this.socketClosed());
-        socket.on('error', () => {}); // the channel and splice report errors; this keeps a late one from crashing us
-        const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
+        const channel = await this.attachBackend(backend, route.tenant.sourceAddress, hook);
+        const { socket } = channel;
         const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where, { address: where, options: backend, sourceAddress: route.tenant.sourceAddress });
         if (verdict.ok) {
           this.log.with({ backend: where, source: route.tenant.sourceAddress });
@@ -169,7 +162,6 @@ export class Session {
         this.dropBackend();
         return verdict;
       } catch (err) {
-        this.pendingDial = undefined;
         this.dropBackend();
         if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
         this.log.warn('backend failed', { backend: where, source: route.tenant.sourceAddress, code: err.code, error: err.message });
@@ -225,11 +217,7 @@ export class Session {
       clientAddress: unmapIPv4(client.remoteAddress ?? ''),
       backendDataMode: deps.data?.backendDataMode ?? 'passive',
       openDataLink: () => data.open(),
-      countError: (why) => {
-        this.errors++;
-        this.log.info('bad command', { why, errors: this.errors });
-        if (this.errors >= deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
-      },
+      countError: (why) => this.countError(why),
     };
     afterLogin(clientChannel, backend.channel, ctx).then(
       (outcome) => this.close(outcome.reason, outcome.goodbye, true),
@@ -253,11 +241,7 @@ export class Session {
       tenantOf: (name) => deps.directory().resolve(name, deps.module.name, client.localAddress)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
       disconnect: () => this.disconnectBackend(),
-      countError: (why) => {
-        this.errors++;
-        this.log.info('bad command', { why, errors: this.errors });
-        if (this.errors >= deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
-      },
+      countError: (why) => this.countError(why),
     };
     return serve(clientChannel, ctx).then((outcome) => this.close(outcome.reason, outcome.goodbye, true));
   }
@@ -274,28 +258,36 @@ export class Session {
     for (const backend of route.backends) {
       const address = `${backend.host}:${backend.port}`;
       try {
-        this.pendingDial = dialBackend(backend, sourceAddress, this.deps.limits.connectTimeoutMs);
-        const socket = await this.pendingDial.socket;
-        this.pendingDial = undefined;
-        this.backend = socket;
-        this.openSockets++;
-        socket.once('close', () => this.socketClosed());
-        socket.on('error', () => {}); // the channel reports errors; this keeps a late one from crashing us
+        const channel = await this.attachBackend(backend, sourceAddress);
         this.ensureOpen();
-        const channel = new LineChannel(socket, 'backend', BACKEND_MAX_LINE);
         const result = await handshake(channel, { address, options: backend, sourceAddress });
         this.ensureOpen();
         clearTimeout(this.loginTimer);
         this.log.with({ backend: address, source: sourceAddress });
         return { channel, tenant: route.tenant.domain, result };
       } catch (err) {
-        this.pendingDial = undefined;
         this.dropBackend();
         if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
         this.log.warn('backend failed', { backend: address, source: sourceAddress, code: err.code, error: err.message });
       }
     }
     return 'tempFailure';
+  }
+
+  /** Dials one backend from the tenant's address; from the connect on, the session owns the socket. */
+  private async attachBackend(backend: Backend, sourceAddress: string | undefined, hook?: ReadHook): Promise<LineChannel> {
+    this.pendingDial = dialBackend(backend, sourceAddress, this.deps.limits.connectTimeoutMs, hook);
+    let socket: Socket;
+    try {
+      socket = await this.pendingDial.socket;
+    } finally {
+      this.pendingDial = undefined;
+    }
+    this.backend = socket;
+    this.openSockets++;
+    socket.once('close', () => this.socketClosed());
+    socket.on('error', () => {}); // the channels and splice report errors; this keeps a late one from crashing us
+    return new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
   }
 
   /** Ends the held backend politely (what was written, e.g. QUIT, goes first), with a linger cap. */
@@ -321,19 +313,29 @@ export class Session {
   }
 
   private loginContext(): LoginContext {
+    const session = this;
+    let peer: Peer | undefined;
     return {
       limits: this.deps.limits,
       banner: this.deps.banner,
       log: this.log,
-      peer: this.peer(),
+      // Two system calls that only SMTP's XCLIENT / PROXY header need: made when first asked.
+      get peer() {
+        return (peer ??= session.peer());
+      },
       reject: (kind: ReplyKind, why: string, reply?: string) => {
         this.ensureOpen();
-        this.errors++;
-        this.log.info('bad command', { why, errors: this.errors });
-        if (this.errors >= this.deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
+        this.countError(why);
         this.client.write(reply ?? this.deps.module.reply(kind));
       },
     };
+  }
+
+  /** Counts a bad command; past `maxErrors` the session ends with the protocol's goodbye. */
+  private countError(why: string): void {
+    this.errors++;
+    this.log.info('bad command', { why, errors: this.errors });
+    if (this.errors >= this.deps.limits.maxErrors) throw new ConciergeError('TOO_MANY_ERRORS', 'tooManyErrors', why);
   }
 
   /** Waits `ms`, or less when the session closes meanwhile (then throws ClientGoneError). */
