@@ -10,7 +10,10 @@
 #
 # Knobs (environment):
 #   PEERS="haproxy perdition nginx"  TESTS="pop3 bulk"  ROUNDS=3  (plus DURATION, CONC, BULK_REPS: see run.sh)
-#   CONCIERGE_ADDR=127.0.0.1:11150     where Concierge listens (the harness uses 11100-11140)
+#   CONCIERGE_ADDR=127.0.0.1:11150     where Concierge's POP3 listens (the harness uses 11100-11140)
+#   CONCIERGE_FTP_ADDR=127.0.0.1:11151 where Concierge's FTP listens: the harness logs in as a bare
+#                                      user, so a second tenant owns this address (localAddresses)
+#   CONCIERGE_PASV_MIN/MAX=14200/14299 Concierge's passive range (vsftpd 14000-, proftpd 14100-)
 #   CONCIERGE_LOG_LEVEL=warn           log level of Concierge's tenants.json
 #   CONCIERGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir bench/run/profiles/shared"   extra node flags
 #   SKIP_SETUP=1                       do not run setup.sh (it is idempotent; it installs packages once)
@@ -26,6 +29,9 @@ export RUN_DIR=${RUN_DIR:-$here/run/shared-harness}
 source "$SHARED_BENCH/env.sh"
 
 CONCIERGE_ADDR=${CONCIERGE_ADDR:-127.0.0.1:11150}
+CONCIERGE_FTP_ADDR=${CONCIERGE_FTP_ADDR:-127.0.0.1:11151}
+CONCIERGE_PASV_MIN=${CONCIERGE_PASV_MIN:-14200}
+CONCIERGE_PASV_MAX=${CONCIERGE_PASV_MAX:-14299}
 CONCIERGE_LOG_LEVEL=${CONCIERGE_LOG_LEVEL:-warn}
 CONCIERGE_NODE_FLAGS=${CONCIERGE_NODE_FLAGS:-}
 export PEERS=${PEERS:-"haproxy perdition nginx"}
@@ -52,7 +58,9 @@ cat > "$state/tenants.json" <<EOF
 {
   "log": { "level": "$CONCIERGE_LOG_LEVEL" },
   "listeners": [
-    { "protocol": "pop3", "address": "$(host_of "$CONCIERGE_ADDR")", "port": $(port_of "$CONCIERGE_ADDR"), "banner": "Concierge bench POP3 ready" }
+    { "protocol": "pop3", "address": "$(host_of "$CONCIERGE_ADDR")", "port": $(port_of "$CONCIERGE_ADDR"), "banner": "Concierge bench POP3 ready" },
+    { "protocol": "ftp", "address": "$(host_of "$CONCIERGE_FTP_ADDR")", "port": $(port_of "$CONCIERGE_FTP_ADDR"),
+      "passivePorts": { "from": $CONCIERGE_PASV_MIN, "to": $CONCIERGE_PASV_MAX } }
   ],
   "tenants": [
     {
@@ -60,6 +68,13 @@ cat > "$state/tenants.json" <<EOF
       "sourceAddress": "127.0.0.2",
       "backendUser": "full",
       "backends": { "pop3": [{ "host": "$(host_of "$DOVECOT_ADDR")", "port": $(port_of "$DOVECOT_ADDR") }] }
+    },
+    {
+      "domain": "ftp.$POP3_DOMAIN",
+      "sourceAddress": "127.0.0.2",
+      "localAddresses": ["$(host_of "$CONCIERGE_FTP_ADDR")"],
+      "backendUser": "local",
+      "backends": { "ftp": [{ "host": "$(host_of "$VSFTPD_ADDR")", "port": $(port_of "$VSFTPD_ADDR") }] }
     }
   ]
 }
@@ -103,6 +118,6 @@ echo "== Concierge pid $concierge_pid on $CONCIERGE_ADDR -> dovecot $DOVECOT_ADD
 
 # -------------------------------------------------------------------- run --
 # run.sh starts the harness daemons (start.sh) if they are not running yet.
-(cd "$SHARED_BENCH" && TARGET_NAME=concierge TARGET_POP3="$CONCIERGE_ADDR" TARGET_PID="$pidfile" ./run.sh)
+(cd "$SHARED_BENCH" && TARGET_NAME=concierge TARGET_POP3="$CONCIERGE_ADDR" TARGET_FTP="$CONCIERGE_FTP_ADDR" TARGET_PID="$pidfile" ./run.sh)
 echo "== results: $(ls -t "$RUN_DIR"/results/*.md | head -n 1)"
 echo "== Concierge log: $state/concierge.log ($(stat -c %s "$state/concierge.log") bytes)"

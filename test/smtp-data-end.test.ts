@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DataEndScanner } from '../proxies/smtp/data-end.js';
+import { BareLineEndScanner, DataEndScanner } from '../proxies/smtp/data-end.js';
 import { parsePath } from '../proxies/smtp/commands.js';
 
 /** Feeds `text` cut at every `step` bytes; returns the offset in the whole stream just past the end mark. */
@@ -19,6 +19,21 @@ test('the end of DATA is found wherever the chunks are cut, and only at a line s
   for (let step = 1; step <= body.length; step++) assert.equal(endOf(body, step), body.indexOf('\r\n.\r\n') + 5, `step ${step}`);
   assert.equal(endOf('.\r\nrest', 1), 3, 'an empty body');
   assert.equal(endOf('a\n.\nb\r\n', 2), -1, 'bare LFs are no end');
+});
+
+test('a CR or LF outside CRLF is found wherever the chunks are cut', () => {
+  const bare = (text: string, step: number) => {
+    const scanner = new BareLineEndScanner();
+    const bytes = Buffer.from(text, 'latin1');
+    for (let at = 0; at < bytes.length; at += step) if (scanner.scan(bytes.subarray(at, at + step))) return true;
+    return false;
+  };
+  for (let step = 1; step <= 12; step++) {
+    assert.equal(bare('a\r\nb\r\n\r\n8-bit \xe9\r\n', step), false, `clean, step ${step}`);
+    assert.equal(bare('a\r\nb\n.\nc\r\n', step), true, `bare LF, step ${step}`);
+    assert.equal(bare('a\r\nb\r.\r\n', step), true, `bare CR, step ${step}`);
+    assert.equal(bare('\nfirst', step), true, `LF at the very start, step ${step}`);
+  }
 });
 
 test('MAIL / RCPT paths: parameters, the null sender, and what is refused', () => {

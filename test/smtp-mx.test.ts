@@ -201,6 +201,25 @@ describe('SMTP mx: limits, failures and abuse', () => {
     await idle();
   });
 
+  test('a body with a bare LF (SMTP smuggling) gets 550 and reaches no backend; the session goes on', async () => {
+    const before = env.a.messages.length;
+    const c = await greeted(env.port);
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    // A backend that honoured "\n.\n" would end here and run the rest as a second transaction.
+    c.send('Subject: one\r\n\r\nhello\n.\nMAIL FROM:<evil@example.org>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\nsmuggled\r\n');
+    assert.equal(await say(c, '.'), '550 5.6.11 Message refused: a bare CR or LF outside CRLF');
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    assert.match(await say(c, 'clean\r\n.'), /^250/);
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    assert.equal(env.a.messages.length, before + 1);
+    await idle();
+  });
+
   test('the first backend down: the next one takes it; XCLIENT carries the real client; the backend sees the tenant IP', async () => {
     const c = await greeted(env.port, 'real-client.example');
     assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);

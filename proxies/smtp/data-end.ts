@@ -20,3 +20,31 @@ export class DataEndScanner {
     return -1;
   }
 }
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * Finds a CR or LF that is not part of a CRLF in a DATA body cut into arbitrary chunks
+ * (RFC 5321 §2.3.8 allows them only together). A backend that also ends a message at a bare
+ * LF would see an earlier end than Concierge does, and read the rest of the body as commands
+ * (SMTP smuggling); so such a body is never delivered.
+ */
+export class BareLineEndScanner {
+  /** The last byte of the previous chunk: a CR there pairs with an LF at the start of the next. */
+  private last = LF;
+
+  /** True when `chunk` holds a bare CR or LF (a CR at its very end waits for the next chunk). */
+  scan(chunk: Buffer): boolean {
+    if (chunk.length === 0) return false;
+    if (this.last === CR && chunk[0] !== LF) return true;
+    for (let lf = chunk.indexOf(LF); lf >= 0; lf = chunk.indexOf(LF, lf + 1)) {
+      if ((lf === 0 ? this.last : chunk[lf - 1]) !== CR) return true;
+    }
+    for (let cr = chunk.indexOf(CR); cr >= 0 && cr < chunk.length - 1; cr = chunk.indexOf(CR, cr + 1)) {
+      if (chunk[cr + 1] !== LF) return true;
+    }
+    this.last = chunk[chunk.length - 1]!;
+    return false;
+  }
+}

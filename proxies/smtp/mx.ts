@@ -4,7 +4,7 @@ import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
 import { type Extensions, introduce, mailLine, replayEnvelope } from './backend-side.js';
 import { parseCommand } from '../command.js';
 import { type PathArg, domainOf, isHeloName, parsePath } from './commands.js';
-import { DataEndScanner } from './data-end.js';
+import { BareLineEndScanner, DataEndScanner } from './data-end.js';
 import { readReply, type SmtpReply } from './reply-reader.js';
 import { replies, type SmtpSettings } from './replies.js';
 import { ehloReply, isHttpRequest } from './submission.js';
@@ -202,13 +202,13 @@ class MxSession {
     this.client.write(go.text);
     if (go.code !== 354) return;
     const link = tx.link;
-    const sent = await this.streamBody(link);
+    const refused = await this.streamBody(link);
     this.tx = undefined;
     this.state = 'greeted';
-    if (!sent) {
-      // Over SIZE: the backend was cut before the end mark, so it delivers nothing.
+    if (refused) {
+      // The backend was cut before the end mark, so it delivers nothing.
       this.ctx.disconnect();
-      return void this.client.write(replies.tooBig);
+      return void this.client.write(refused === 'tooBig' ? replies.tooBig : replies.bareLineEnd);
     }
     let final: SmtpReply;
     try {
@@ -225,27 +225,29 @@ class MxSession {
 
   /**
    * The body, byte for byte as the client sent it (dot-stuffing and 8-bit octets kept), through
-   * the end mark. False when it grew past SIZE: the rest is read and dropped, the backend not fed.
+   * the end mark. When it grows past SIZE, or holds a CR or LF outside a CRLF, the backend is cut
+   * before the end mark and the rest is read and dropped; the reason is returned.
    */
-  private async streamBody(link: Link): Promise<boolean> {
+  private async streamBody(link: Link): Promise<'tooBig' | 'bareLineEnd' | undefined> {
     const scanner = new DataEndScanner();
+    const lineEnds = new BareLineEndScanner();
     const limit = this.s.maxMessageSize + SIZE_SLACK;
     let size = 0;
-    let feeding = true;
+    let refused: 'tooBig' | 'bareLineEnd' | undefined;
     for (;;) {
       const chunk = await this.client.nextChunk();
       const end = scanner.scan(chunk);
       const part = end < 0 ? chunk : chunk.subarray(0, end);
       size += part.length;
-      if (feeding && size > limit) {
-        feeding = false;
-        this.ctx.log.info('message over SIZE', { limit: this.s.maxMessageSize });
+      if (!refused && (size > limit || lineEnds.scan(part))) {
+        refused = size > limit ? 'tooBig' : 'bareLineEnd';
+        this.ctx.log.info(refused === 'tooBig' ? 'message over SIZE' : 'message with a bare CR or LF', { limit: this.s.maxMessageSize });
         this.ctx.disconnect();
       }
-      if (feeding) await link.channel.writeBytes(part);
+      if (!refused) await link.channel.writeBytes(part);
       if (end >= 0) {
         this.client.unread(chunk.subarray(end));
-        return feeding;
+        return refused;
       }
     }
   }

@@ -53,6 +53,8 @@ export const replies = {
   cancelled: '501 5.0.0 Authentication cancelled\r\n',
   badSasl: '501 5.5.2 Cannot decode SASL response\r\n',
   lostBackend: '451 4.4.2 Connection to the mail server lost, try again later\r\n',
+  /** RFC 5321 §2.3.8: CR and LF only as CRLF; anything else could end the message early elsewhere. */
+  bareLineEnd: '550 5.6.11 Message refused: a bare CR or LF outside CRLF\r\n',
 } as const;
 
 export const DEFAULT_MAX_LINE = 512;
