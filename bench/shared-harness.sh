@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the team's proxy harness (../shared/bench: dovecot, perdition, nginx mail, haproxy) with
-# Concierge as one more POP3 target, in the same interleaved run, against the same dovecot.
+# Concierge as one more POP3, FTP and SMTP target, in the same interleaved run, against the same
+# backends (dovecot, vsftpd, the harness's SMTP sink).
 #
 #   sudo bench/shared-harness.sh          # defaults below; ~4-6 min
 #
@@ -14,6 +15,11 @@
 #   CONCIERGE_FTP_ADDR=127.0.0.1:11151 where Concierge's FTP listens: the harness logs in as a bare
 #                                      user, so a second tenant owns this address (localAddresses)
 #   CONCIERGE_PASV_MIN/MAX=14200/14299 Concierge's passive range (vsftpd 14000-, proftpd 14100-)
+#   CONCIERGE_SMTP_ADDR=127.0.0.1:11152 where Concierge's SMTP (mx mode) listens: smtp-sessions.js sends
+#                                      to u1@$POP3_DOMAIN, so the $POP3_DOMAIN tenant also has the
+#                                      harness's sink ($SINK_ADDR) as its SMTP backend
+#   CONCIERGE_SMTP_XCLIENT=0           1: pass the client's address to the sink with XCLIENT (as nginx's
+#                                      default "xclient on" does; haproxy passes nothing)
 #   CONCIERGE_LOG_LEVEL=warn           log level of Concierge's tenants.json
 #   CONCIERGE_NODE_FLAGS="--cpu-prof --cpu-prof-dir bench/run/profiles/shared"   extra node flags
 #   SKIP_SETUP=1                       do not run setup.sh (it is idempotent; it installs packages once)
@@ -30,6 +36,8 @@ source "$SHARED_BENCH/env.sh"
 
 CONCIERGE_ADDR=${CONCIERGE_ADDR:-127.0.0.1:11150}
 CONCIERGE_FTP_ADDR=${CONCIERGE_FTP_ADDR:-127.0.0.1:11151}
+CONCIERGE_SMTP_ADDR=${CONCIERGE_SMTP_ADDR:-127.0.0.1:11152}
+CONCIERGE_SMTP_XCLIENT=${CONCIERGE_SMTP_XCLIENT:-0}
 CONCIERGE_PASV_MIN=${CONCIERGE_PASV_MIN:-14200}
 CONCIERGE_PASV_MAX=${CONCIERGE_PASV_MAX:-14299}
 CONCIERGE_LOG_LEVEL=${CONCIERGE_LOG_LEVEL:-warn}
@@ -60,14 +68,19 @@ cat > "$state/tenants.json" <<EOF
   "listeners": [
     { "protocol": "pop3", "address": "$(host_of "$CONCIERGE_ADDR")", "port": $(port_of "$CONCIERGE_ADDR"), "banner": "Concierge bench POP3 ready" },
     { "protocol": "ftp", "address": "$(host_of "$CONCIERGE_FTP_ADDR")", "port": $(port_of "$CONCIERGE_FTP_ADDR"),
-      "passivePorts": { "from": $CONCIERGE_PASV_MIN, "to": $CONCIERGE_PASV_MAX } }
+      "passivePorts": { "from": $CONCIERGE_PASV_MIN, "to": $CONCIERGE_PASV_MAX } },
+    { "protocol": "smtp", "mode": "mx", "address": "$(host_of "$CONCIERGE_SMTP_ADDR")", "port": $(port_of "$CONCIERGE_SMTP_ADDR"),
+      "hostname": "concierge.$POP3_DOMAIN" }
   ],
   "tenants": [
     {
       "domain": "$POP3_DOMAIN",
       "sourceAddress": "127.0.0.2",
       "backendUser": "full",
-      "backends": { "pop3": [{ "host": "$(host_of "$DOVECOT_ADDR")", "port": $(port_of "$DOVECOT_ADDR") }] }
+      "backends": {
+        "pop3": [{ "host": "$(host_of "$DOVECOT_ADDR")", "port": $(port_of "$DOVECOT_ADDR") }],
+        "smtp": [{ "host": "$(host_of "$SINK_ADDR")", "port": $(port_of "$SINK_ADDR")$([ "$CONCIERGE_SMTP_XCLIENT" = 1 ] && echo ', "xclient": true') }]
+      }
     },
     {
       "domain": "ftp.$POP3_DOMAIN",
@@ -114,10 +127,10 @@ for i in $(seq 1 100); do
   fi
   sleep 0.1
 done
-echo "== Concierge pid $concierge_pid on $CONCIERGE_ADDR -> dovecot $DOVECOT_ADDR (log level $CONCIERGE_LOG_LEVEL, git $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "== Concierge pid $concierge_pid on $CONCIERGE_ADDR -> dovecot $DOVECOT_ADDR, $CONCIERGE_FTP_ADDR -> vsftpd $VSFTPD_ADDR, $CONCIERGE_SMTP_ADDR -> sink $SINK_ADDR (log level $CONCIERGE_LOG_LEVEL, git $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 
 # -------------------------------------------------------------------- run --
 # run.sh starts the harness daemons (start.sh) if they are not running yet.
-(cd "$SHARED_BENCH" && TARGET_NAME=concierge TARGET_POP3="$CONCIERGE_ADDR" TARGET_FTP="$CONCIERGE_FTP_ADDR" TARGET_PID="$pidfile" ./run.sh)
+(cd "$SHARED_BENCH" && TARGET_NAME=concierge TARGET_POP3="$CONCIERGE_ADDR" TARGET_FTP="$CONCIERGE_FTP_ADDR" TARGET_SMTP="$CONCIERGE_SMTP_ADDR" TARGET_PID="$pidfile" ./run.sh)
 echo "== results: $(ls -t "$RUN_DIR"/results/*.md | head -n 1)"
 echo "== Concierge log: $state/concierge.log ($(stat -c %s "$state/concierge.log") bytes)"
