@@ -135,14 +135,26 @@ const demoFtpServerSchema = z.strictObject({
   passivePorts: portRangeSchema,
 });
 
+const demoSmtpServerSchema = z.strictObject({
+  address: ipAddress.default('127.0.0.1'),
+  port: backendPort,
+});
+
 export const configSchema = z.strictObject({
   login: z.strictObject({ separators: z.array(z.string().min(1).max(4).regex(/^[^\x00-\x20\x7f]+$/)).min(1).default(['@']) }).prefault({}),
   log: z.strictObject({ level: z.enum(['error', 'warn', 'info', 'debug']).default('info') }).prefault({}),
   limits: limitsSchema.prefault({}),
   listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
   tenants: z.array(tenantSchema).default([]),
-  /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv). */
-  demo: z.strictObject({ pop3Servers: z.array(demoPop3ServerSchema).default([]), ftpServers: z.array(demoFtpServerSchema).default([]) }).optional(),
+  /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv, smtp-server). */
+  demo: z
+    .strictObject({
+      pop3Servers: z.array(demoPop3ServerSchema).default([]),
+      ftpServers: z.array(demoFtpServerSchema).default([]),
+      /** Mail sinks that accept any message and log who delivered it. */
+      smtpServers: z.array(demoSmtpServerSchema).default([]),
+    })
+    .optional(),
 });
 export type Config = z.infer<typeof configSchema>;
 
@@ -197,6 +209,10 @@ function crossCheck(config: Config): string[] {
   });
 
   problems.push(...checkBackendOptions(config));
+  config.demo?.smtpServers.forEach((d, i) => {
+    const clash = config.listeners.findIndex((l) => l.port === d.port);
+    if (clash >= 0) problems.push(`demo.smtpServers[${i}].port: ${d.port} is also listeners[${clash}].port`);
+  });
   config.demo?.pop3Servers.forEach((d, i) => {
     const clash = config.listeners.findIndex((l) => l.port === d.port);
     if (clash >= 0) problems.push(`demo.pop3Servers[${i}].port: ${d.port} is also listeners[${clash}].port`);

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DemoFtpServer } from '../demo/ftp-server.js';
 import { DemoPop3Server } from '../demo/pop3-server.js';
+import { type DemoDelivery, DemoSmtpServer } from '../demo/smtp-server.js';
 import type { Config } from './config.js';
 import { startConcierge, type Concierge } from './concierge.js';
 
@@ -27,12 +28,21 @@ export async function runDemo(config: Config): Promise<Demo> {
   const ftpWanted = config.demo?.ftpServers ?? [];
   const ftpSkipped = ftpWanted.length > 0 && !(await DemoFtpServer.available());
   const ftpServers = (ftpSkipped ? [] : ftpWanted).map((d) => ({ d, server: new DemoFtpServer({ host: d.address, port: d.port, root: d.root, users: d.users, passivePorts: d.passivePorts }) }));
+  const smtpWanted = config.demo?.smtpServers ?? [];
+  const smtpSkipped = smtpWanted.length > 0 && !(await DemoSmtpServer.available());
+  // Deliveries are logged by Concierge's logger, which exists once Concierge has started.
+  let report: (tenant: string, delivery: DemoDelivery) => void = () => {};
+  const smtpServers = (smtpSkipped ? [] : smtpWanted).map((d) => {
+    const tenant = config.tenants.find((t) => t.backends.smtp.some((b) => b.port === d.port))?.domain ?? '?';
+    return { d, server: new DemoSmtpServer({ host: d.address, port: d.port, name: `smtp.${tenant}` }, (delivery) => report(tenant, delivery)) };
+  });
   const stopBackends = async () => {
-    await Promise.all([...servers, ...ftpServers].map(({ server }) => server.close()));
+    await Promise.all([...servers, ...ftpServers, ...smtpServers].map(({ server }) => server.close()));
   };
   try {
     for (const { server } of servers) await server.listen();
     for (const { server } of ftpServers) await server.listen();
+    for (const { server } of smtpServers) await server.listen();
   } catch (err) {
     await stopBackends();
     throw err;
@@ -42,10 +52,12 @@ export async function runDemo(config: Config): Promise<Demo> {
     throw err;
   });
 
+  report = (tenant, delivery) => concierge.logger.info('demo SMTP backend received a message', { backendOf: tenant, ...delivery });
+
   const out = ['', 'Concierge demo is running.'];
   for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} front door: ${l.config.address}:${l.address().port}`);
   for (const t of config.tenants) {
-    const backends = (['pop3', 'ftp'] as const)
+    const backends = (['pop3', 'ftp', 'smtp'] as const)
       .filter((p) => t.backends[p].length > 0)
       .map((p) => `${p.toUpperCase()} backend ${t.backends[p].map((b) => `${b.host}:${b.port}`).join(', ')}`)
       .join('; ');
@@ -74,6 +86,14 @@ export async function runDemo(config: Config): Promise<Demo> {
         out.push(`  curl -u '${user}@${tenant.domain}:${password}' ${url}`);
         out.push(`  curl -P ${ftp.config.address} -u '${user}@${tenant.domain}:${password}' ${url}`);
       }
+    }
+  }
+  const smtp = concierge.listeners.find((l) => l.config.protocol === 'smtp');
+  if (smtpSkipped) out.push('', 'SMTP demo backends skipped: smtp-server (a dev dependency) is not installed here.');
+  if (smtp && smtpServers.length > 0) {
+    out.push('', 'SMTP (inbound: the recipient picks the tenant; the log shows which backend got it, from which address):');
+    for (const t of config.tenants.filter((t) => t.backends.smtp.length > 0)) {
+      out.push(`  printf 'Subject: hello\\r\\n\\r\\nHi Alice\\r\\n' | curl -sS smtp://${smtp.config.address}:${smtp.address().port} --mail-from you@example.org --mail-rcpt alice@${t.domain} -T -`);
     }
   }
   out.push('', 'Logs follow as JSON lines. Ctrl-C stops.', '');

@@ -41,6 +41,10 @@ describe('concierge CLI', () => {
       server.root = path.join(root, server.root);
       raw.tenants[i].backends.ftp[0].port = server.port;
     }
+    for (const [i, server] of raw.demo.smtpServers.entries()) {
+      server.port = await closedPort();
+      raw.tenants[i].backends.smtp[0].port = server.port;
+    }
     demoConfig = path.join(dir, 'demo.json');
     await writeFile(demoConfig, JSON.stringify(raw));
     await writeFile(path.join(dir, 'bad.json'), JSON.stringify({ listeners: [{ protocol: 'pop3', address: 'nowhere', port: 110 }], tenants: [{ domain: 'a.example', bogus: 1 }] }));
@@ -50,7 +54,7 @@ describe('concierge CLI', () => {
   test('check accepts the demo config', async () => {
     const r = await run(['check', '--config', path.join(root, 'tenants.json')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /ok \(2 listener\(s\), 2 tenant\(s\)\)/);
+    assert.match(r.stdout, /ok \(3 listener\(s\), 2 tenant\(s\)\)/);
   });
 
   test('check prints every problem with its JSON path and exits 1', async () => {
@@ -104,6 +108,14 @@ describe('concierge CLI', () => {
           const { stdout: body } = await promisify(execFile)('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' });
           assert.match(body, new RegExp(`tenant ${tenant}\\.example`));
         }
+      }
+      // The printed SMTP lines deliver to each tenant's sink, which sees the tenant's source address.
+      for (const [tenant, source] of [['a', '127.0.0.2'], ['b', '127.0.0.3']] as const) {
+        const line = stdout.split('\n').find((l) => l.includes(`--mail-rcpt alice@${tenant}.example`));
+        assert.ok(line, stdout);
+        await promisify(execFile)('sh', ['-c', line.trim()]);
+        const delivered = new RegExp(`"message":"demo SMTP backend received a message","backendOf":"${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}"`);
+        while (!delivered.test(stdout)) await once(child.stdout, 'data');
       }
     } finally {
       const exited = once(child, 'exit');
