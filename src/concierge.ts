@@ -1,7 +1,9 @@
 import { protocolModules } from '../proxies/index.js';
+import { type AdminServer, startAdmin } from './admin.js';
 import { type Config, effectiveLimits } from './config.js';
 import { Listener } from './listener.js';
 import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
 import { TenantDirectory } from './tenants.js';
 
@@ -17,6 +19,10 @@ export interface Concierge {
   readonly listeners: readonly Listener[];
   readonly traffic: ReadonlyMap<string, TenantTraffic>;
   readonly logger: Logger;
+  /** Counters for /metrics (kept with or without an admin listener). */
+  readonly metrics: Metrics;
+  /** The /metrics and /healthz listener, when the config has `admin`. */
+  readonly admin: AdminServer | undefined;
   /** Swaps the tenant directory atomically: new logins see the new tenants, open sessions are untouched. */
   reloadTenants(config: Config): void;
   /**
@@ -39,30 +45,41 @@ export async function startConcierge(config: Config, options: { logger?: Logger 
     t.bytesDown += outcome.bytesDown;
     traffic.set(outcome.tenant, t);
   };
+  const metrics = new Metrics({ processMetrics: config.admin !== undefined });
+  let stopping = false;
   const listeners = config.listeners.map((l) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
     const module = base.forListener?.(l) ?? base;
-    return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count });
+    const name = `${l.protocol}@${l.address}:${l.port}`;
+    return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count, metrics: metrics.forListener(name, l.protocol) });
   });
+  let admin: AdminServer | undefined;
   try {
     for (const listener of listeners) await listener.listen();
+    if (config.admin) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
     throw err;
   }
+  let adminClosed: Promise<void> | undefined;
   return {
     listeners,
     traffic,
     logger,
+    metrics,
+    admin,
     reloadTenants(next) {
       directory = new TenantDirectory(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length });
-      const ignored = (['listeners', 'limits', 'log', 'demo'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
     },
     async close(graceMs) {
+      // /healthz says 503 from the first signal on, so a load balancer stops sending while sessions drain.
+      stopping = true;
       await Promise.all(listeners.map((l) => l.close(graceMs)));
+      await (adminClosed ??= admin?.close());
     },
   };
 }

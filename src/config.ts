@@ -16,6 +16,8 @@ const host = z.union([z.ipv4(), z.ipv6(), z.hostname()], { error: 'must be an IP
 const listenPort = z.int({ error: 'must be an integer port' }).min(0, { error: 'must be a port from 0 (any free port) to 65535' }).max(65535, { error: 'must be a port from 0 (any free port) to 65535' });
 const backendPort = z.int({ error: 'must be an integer port' }).min(1, { error: 'must be a port from 1 to 65535' }).max(65535, { error: 'must be a port from 1 to 65535' });
 const ms = z.int().positive();
+/** An address block ("10.0.0.0/8", "2001:db8::/32") or one address. */
+const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], { error: 'must be an address block like "10.0.0.0/8" or "2001:db8::/32", or one address' });
 const domain = z
   .string()
   .trim()
@@ -49,6 +51,16 @@ export const limitsSchema = z.strictObject({
   shutdownGraceMs: z.int().min(0).max(600_000).default(8_000),
   /** FTP: a data listener or data dial with no connection within this is closed (its port released). */
   dataConnectTimeoutMs: ms.default(30_000),
+  /** Sessions open at once on a listener; absent: no limit (HAProxy's maxconn, xinetd's instances). */
+  maxConnections: z.int().min(1).optional(),
+  /** Sessions open at once from one client address on a listener (xinetd's per_source). */
+  maxConnectionsPerIp: z.int().min(1).optional(),
+  /** Connections accepted from one client address in the last second (xinetd's cps, HAProxy's conn_rate). */
+  connectionRatePerIp: z.int().min(1).optional(),
+  /** When present, only clients in these blocks are served (xinetd's only_from). */
+  allowFrom: z.array(cidr).optional(),
+  /** Clients in these blocks are refused, even when allowFrom lists them (xinetd's no_access). */
+  denyFrom: z.array(cidr).optional(),
 });
 export type Limits = z.infer<typeof limitsSchema>;
 
@@ -146,6 +158,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
   tenants: z.array(tenantSchema).default([]),
+  /** The HTTP listener for /metrics and /healthz; absent: none. Loopback by default: it is not for the world. */
+  admin: z.strictObject({ address: ipAddress.default('127.0.0.1'), port: listenPort }).optional(),
   /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv, smtp-server). */
   demo: z
     .strictObject({
@@ -209,6 +223,11 @@ function crossCheck(config: Config): string[] {
   });
 
   problems.push(...checkBackendOptions(config));
+  const admin = config.admin;
+  if (admin && admin.port !== 0) {
+    const clash = config.listeners.findIndex((l) => l.port === admin.port && (l.address === admin.address || takesAll(l.address, admin.address) || takesAll(admin.address, l.address)));
+    if (clash >= 0) problems.push(`admin.port: ${admin.port} is also listeners[${clash}].port`);
+  }
   config.demo?.smtpServers.forEach((d, i) => {
     const clash = config.listeners.findIndex((l) => l.port === d.port);
     if (clash >= 0) problems.push(`demo.smtpServers[${i}].port: ${d.port} is also listeners[${clash}].port`);

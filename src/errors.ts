@@ -10,7 +10,9 @@ export type ReplyKind =
   | 'tempFailure'
   | 'tooManyErrors'
   | 'timeout'
-  | 'shuttingDown';
+  | 'shuttingDown'
+  /** A connection refused at accept by a connection limit or an address list. */
+  | 'tooManyConnections';
 
 /** Base class of every failure Concierge reports on purpose. */
 export class ConciergeError extends Error {

@@ -1,12 +1,17 @@
 import net from 'node:net';
 import type { ProtocolModule } from '../proxies/types.js';
+import { Admission } from './admission.js';
 import type { Limits, ListenerConfig } from './config.js';
 import type { DataSetup } from './data-channel.js';
 import type { Logger } from './log.js';
 import { PassivePorts } from './port-range.js';
 import { FailureTiming } from './failure-timing.js';
+import type { ListenerMetrics, RefusalLimit } from './metrics.js';
 import { Session, type SessionOutcome } from './session.js';
-import type { TenantDirectory } from './tenants.js';
+import { unmapIPv4, type TenantDirectory } from './tenants.js';
+
+/** After the refusal line, how long a refused client may take to close before its socket is destroyed. */
+const REFUSAL_LINGER_MS = 2_000;
 
 /** What a listener needs from the running instance. */
 export interface ListenerDeps {
@@ -15,12 +20,16 @@ export interface ListenerDeps {
   readonly limits: Limits;
   readonly logger: Logger;
   readonly onSessionDone: (outcome: SessionOutcome) => void;
+  readonly metrics: ListenerMetrics;
 }
 
 /** One TCP server for one configured listener; owns its sessions until they are done. */
 export class Listener {
   private readonly server: net.Server;
   private readonly sessions = new Set<Session>();
+  /** Refused connections still saying their one line. */
+  private readonly refusing = new Set<net.Socket>();
+  private readonly admission: Admission;
   private readonly failureTiming = new FailureTiming();
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
@@ -35,6 +44,7 @@ export class Listener {
     // allowHalfOpen: a client's FIN is passed on to the backend, not taken as a close.
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     this.passivePorts = config.passivePorts && new PassivePorts(config.passivePorts);
+    this.admission = new Admission(deps.limits);
     this.data = this.passivePorts && { ports: this.passivePorts, passiveAddress: config.passiveAddress, backendDataMode: config.backendDataMode ?? 'passive' };
     this.server.on('error', (err) => deps.logger.error('listener error', { listener: this.name, error: err.message }));
   }
@@ -65,6 +75,18 @@ export class Listener {
   }
 
   private accept(socket: net.Socket): void {
+    const { metrics } = this.deps;
+    const limited = this.admission.active;
+    let address = '';
+    if (limited) {
+      // A client that reset before we got here has no address left to judge: it is gone anyway.
+      if (socket.remoteAddress === undefined) return void socket.destroy();
+      address = unmapIPv4(socket.remoteAddress);
+      const refusal = this.admission.admit(address);
+      if (refusal) return this.refuse(socket, address, refusal);
+    }
+    metrics.started.inc();
+    metrics.active.inc();
     const session = new Session(socket, {
       module: this.deps.module,
       directory: this.deps.directory,
@@ -73,14 +95,38 @@ export class Listener {
       logger: this.deps.logger,
       data: this.data,
       failureTiming: this.failureTiming,
+      events: metrics,
       onDone: (s, outcome) => {
         this.sessions.delete(s);
+        if (limited) this.admission.release(address);
+        metrics.active.dec();
+        metrics.sessionDone(outcome);
         this.deps.onSessionDone(outcome);
-        if (this.sessions.size === 0) this.notifyIdle();
+        if (this.isIdle()) this.notifyIdle();
       },
     });
     this.sessions.add(session);
     session.start();
+  }
+
+  /** Answers with the protocol's temporary-failure line and closes; no session, no backend. */
+  private refuse(socket: net.Socket, address: string, limit: RefusalLimit): void {
+    this.deps.metrics.refused(limit);
+    if (this.deps.logger.isInfoEnabled()) this.deps.logger.info('connection refused', { listener: this.name, client: `${address}:${socket.remotePort}`, reason: limit });
+    this.refusing.add(socket);
+    socket.on('error', () => {});
+    const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
+    socket.once('close', () => {
+      clearTimeout(linger);
+      this.refusing.delete(socket);
+      if (this.isIdle()) this.notifyIdle();
+    });
+    socket.end(this.deps.module.reply('tooManyConnections'), 'latin1');
+    socket.resume(); // read and drop until the client's FIN, so the line is not lost to a reset
+  }
+
+  private isIdle(): boolean {
+    return this.sessions.size === 0 && this.refusing.size === 0;
   }
 
   private notifyIdle(): void {
@@ -91,7 +137,7 @@ export class Listener {
 
   /** Resolves once no session holds a socket (tests use it to prove nothing leaked). */
   whenIdle(): Promise<void> {
-    if (this.sessions.size === 0) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -107,6 +153,7 @@ export class Listener {
     }
     const cut = () => {
       for (const session of this.sessions) session.shutdown(true);
+      for (const socket of this.refusing) socket.destroy();
     };
     const timer = graceMs > 0 && this.sessions.size > 0 ? setTimeout(cut, graceMs) : undefined;
     if (graceMs <= 0) cut();

@@ -26,6 +26,16 @@ export interface SessionDeps {
   readonly onDone?: (session: Session, outcome: SessionOutcome) => void;
   /** FTP listeners: passive ports, the address for 227 replies, how the backend is asked for data. */
   readonly data?: DataSetup;
+  /** Login outcomes as they happen, for counters. */
+  readonly events?: SessionEvents;
+}
+
+/** What a session reports besides its log lines (the listener's metrics). */
+export interface SessionEvents {
+  loginOk(tenant: string): void;
+  /** `tenant` undefined: the login named no configured tenant. */
+  loginFailed(tenant: string | undefined, reason: string): void;
+  backendFailed(tenant: string, code: string): void;
 }
 
 /** How a session ended, for counters and tests. */
@@ -131,6 +141,7 @@ export class Session {
       if ('socket' in result) return this.spliceWith(clientChannel, result, login);
 
       this.log.info('login failed', { user: login.name, reason: result.reason, attempt });
+      this.deps.events?.loginFailed(this.tenant, result.reason);
       // An unknown domain, user or password: one reply, one text, one delay, and an unknown
       // domain takes at least as long as the backends' own refusals have lately.
       const { failureTiming } = this.deps;
@@ -165,6 +176,7 @@ export class Session {
         this.dropBackend();
         if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
         this.log.warn('backend failed', { backend: where, source: route.tenant.sourceAddress, code: err.code, error: err.message });
+        this.deps.events?.backendFailed(route.tenant.domain, err.code);
       }
     }
     return { ok: false, reason: 'tempFailure' };
@@ -182,6 +194,7 @@ export class Session {
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
+    if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     let idle = false;
     client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
       idle = true;
@@ -201,6 +214,7 @@ export class Session {
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
+    if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     const data = new DataPlane({ client, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log });
     this.dataPlane = data;
     this.openSockets++;
@@ -269,6 +283,7 @@ export class Session {
         this.dropBackend();
         if (!(err instanceof BackendError) || this.phase === 'closed') throw err;
         this.log.warn('backend failed', { backend: address, source: sourceAddress, code: err.code, error: err.message });
+        this.deps.events?.backendFailed(route.tenant.domain, err.code);
       }
     }
     return 'tempFailure';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BareLineEndScanner, DataEndScanner } from '../proxies/smtp/data-end.js';
+import { BodyLineChecker, DataEndScanner } from '../proxies/smtp/data-end.js';
 import { parsePath } from '../proxies/smtp/commands.js';
 
 /** Feeds `text` cut at every `step` bytes; returns the offset in the whole stream just past the end mark. */
@@ -21,18 +21,23 @@ test('the end of DATA is found wherever the chunks are cut, and only at a line s
   assert.equal(endOf('a\n.\nb\r\n', 2), -1, 'bare LFs are no end');
 });
 
-test('a CR or LF outside CRLF is found wherever the chunks are cut', () => {
-  const bare = (text: string, step: number) => {
-    const scanner = new BareLineEndScanner();
+test('a CR or LF outside CRLF, or a line over 1000 octets, is found wherever the chunks are cut', () => {
+  const fault = (text: string, step: number) => {
+    const checker = new BodyLineChecker();
     const bytes = Buffer.from(text, 'latin1');
-    for (let at = 0; at < bytes.length; at += step) if (scanner.scan(bytes.subarray(at, at + step))) return true;
-    return false;
+    for (let at = 0; at < bytes.length; at += step) {
+      const found = checker.scan(bytes.subarray(at, at + step));
+      if (found) return found;
+    }
+    return undefined;
   };
-  for (let step = 1; step <= 12; step++) {
-    assert.equal(bare('a\r\nb\r\n\r\n8-bit \xe9\r\n', step), false, `clean, step ${step}`);
-    assert.equal(bare('a\r\nb\n.\nc\r\n', step), true, `bare LF, step ${step}`);
-    assert.equal(bare('a\r\nb\r.\r\n', step), true, `bare CR, step ${step}`);
-    assert.equal(bare('\nfirst', step), true, `LF at the very start, step ${step}`);
+  const longest = `${'x'.repeat(998)}\r\n`;
+  for (const step of [1, 2, 3, 5, 7, 12, 500, 999, 1000, 1001, 4096]) {
+    assert.equal(fault(`a\r\nb\r\n\r\n8-bit \xe9\r\n${longest}${longest}`, step), undefined, `clean, step ${step}`);
+    assert.equal(fault('a\r\nb\n.\nc\r\n', step), 'bareLineEnd', `bare LF, step ${step}`);
+    assert.equal(fault('a\r\nb\r.\r\n', step), 'bareLineEnd', `bare CR, step ${step}`);
+    assert.equal(fault('\nfirst', step), 'bareLineEnd', `LF at the very start, step ${step}`);
+    assert.equal(fault(`ok\r\n${'y'.repeat(999)}\r\n`, step), 'lineTooLong', `1001 octets, step ${step}`);
   }
 });
 

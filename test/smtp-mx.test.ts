@@ -133,7 +133,8 @@ describe('SMTP mx: transactions', () => {
   });
 
   test('a 20 MiB body with dot-lines and 8-bit octets arrives byte-identical, twice in one session', async () => {
-    const { plain, wire } = body(20 * 1024, 1023);
+    // At most 997 octets a line ("..", then 995): 998 when dot-stuffed, then CRLF: the 1000-octet limit of RFC 5321 §4.5.3.1.6.
+    const { plain, wire } = body(21 * 1024, 995);
     const before = env.a.messages.length;
     const c = await greeted(env.port);
     for (let i = 0; i < 2; i++) {
@@ -217,6 +218,20 @@ describe('SMTP mx: limits, failures and abuse', () => {
     assert.match(await say(c, 'QUIT'), /^221/);
     await c.closed;
     assert.equal(env.a.messages.length, before + 1);
+    await idle();
+  });
+
+  test('a text line over 1000 octets gets 500 5.5.6 and reaches no backend', async () => {
+    const before = env.a.messages.length;
+    const c = await greeted(env.port);
+    assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+    assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+    assert.match(await say(c, 'DATA'), /^354/);
+    c.send(`Subject: long\r\n\r\n${'z'.repeat(999)}\r\n`);
+    assert.equal(await say(c, '.'), '500 5.5.6 Message refused: a line longer than 1000 octets');
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    assert.equal(env.a.messages.length, before);
     await idle();
   });
 

@@ -11,6 +11,7 @@ export const ftpReplies: Record<ReplyKind, string> = {
   tooManyErrors: '421 Too many errors, closing control connection.\r\n',
   timeout: '421 Timeout, closing control connection.\r\n',
   shuttingDown: '421 Server shutting down, closing control connection.\r\n',
+  tooManyConnections: '421 Too many connections, try again later.\r\n',
 };
 
 /**

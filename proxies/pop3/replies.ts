@@ -10,6 +10,7 @@ export const pop3Replies: Record<ReplyKind, string> = {
   tooManyErrors: '-ERR Too many errors, closing connection\r\n',
   timeout: '-ERR Timeout, closing connection\r\n',
   shuttingDown: '-ERR [SYS/TEMP] Server shutting down\r\n',
+  tooManyConnections: '-ERR [SYS/TEMP] Too many connections, try again later\r\n',
 };
 
 /** What Concierge itself offers before login (RFC 2449 §5). Never IMPLEMENTATION: no version leaks. */

@@ -4,7 +4,7 @@ import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
 import { type Extensions, introduce, mailLine, replayEnvelope } from './backend-side.js';
 import { parseCommand } from '../command.js';
 import { type PathArg, domainOf, isHeloName, parsePath } from './commands.js';
-import { BareLineEndScanner, DataEndScanner } from './data-end.js';
+import { BodyLineChecker, type BodyFault, DataEndScanner } from './data-end.js';
 import { readReply, type SmtpReply } from './reply-reader.js';
 import { replies, type SmtpSettings } from './replies.js';
 import { ehloReply, isHttpRequest } from './submission.js';
@@ -208,7 +208,7 @@ class MxSession {
     if (refused) {
       // The backend was cut before the end mark, so it delivers nothing.
       this.ctx.disconnect();
-      return void this.client.write(refused === 'tooBig' ? replies.tooBig : replies.bareLineEnd);
+      return void this.client.write(replies[refused]);
     }
     let final: SmtpReply;
     try {
@@ -225,24 +225,27 @@ class MxSession {
 
   /**
    * The body, byte for byte as the client sent it (dot-stuffing and 8-bit octets kept), through
-   * the end mark. When it grows past SIZE, or holds a CR or LF outside a CRLF, the backend is cut
-   * before the end mark and the rest is read and dropped; the reason is returned.
+   * the end mark. When it grows past SIZE, holds a CR or LF outside a CRLF, or a line over 1000
+   * octets, the backend is cut before the end mark and the rest is read and dropped; the reason
+   * is returned.
    */
-  private async streamBody(link: Link): Promise<'tooBig' | 'bareLineEnd' | undefined> {
+  private async streamBody(link: Link): Promise<'tooBig' | BodyFault | undefined> {
     const scanner = new DataEndScanner();
-    const lineEnds = new BareLineEndScanner();
+    const lines = new BodyLineChecker();
     const limit = this.s.maxMessageSize + SIZE_SLACK;
     let size = 0;
-    let refused: 'tooBig' | 'bareLineEnd' | undefined;
+    let refused: 'tooBig' | BodyFault | undefined;
     for (;;) {
       const chunk = await this.client.nextChunk();
       const end = scanner.scan(chunk);
       const part = end < 0 ? chunk : chunk.subarray(0, end);
       size += part.length;
-      if (!refused && (size > limit || lineEnds.scan(part))) {
-        refused = size > limit ? 'tooBig' : 'bareLineEnd';
-        this.ctx.log.info(refused === 'tooBig' ? 'message over SIZE' : 'message with a bare CR or LF', { limit: this.s.maxMessageSize });
-        this.ctx.disconnect();
+      if (!refused) {
+        refused = size > limit ? 'tooBig' : lines.scan(part);
+        if (refused) {
+          this.ctx.log.info('message refused', { why: refused, limit: this.s.maxMessageSize });
+          this.ctx.disconnect();
+        }
       }
       if (!refused) await link.channel.writeBytes(part);
       if (end >= 0) {

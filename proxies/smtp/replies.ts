@@ -24,6 +24,7 @@ export function smtpReplies(s: SmtpSettings): Record<ReplyKind, string> {
     tooManyErrors: `421 4.7.0 ${s.hostname} Too many errors, closing transmission channel\r\n`,
     timeout: `421 4.4.2 ${s.hostname} Timeout, closing transmission channel\r\n`,
     shuttingDown: `421 4.3.2 ${s.hostname} Service shutting down, closing transmission channel\r\n`,
+    tooManyConnections: `421 4.7.0 ${s.hostname} Too many connections, try again later\r\n`,
   };
 }
 
@@ -55,6 +56,8 @@ export const replies = {
   lostBackend: '451 4.4.2 Connection to the mail server lost, try again later\r\n',
   /** RFC 5321 §2.3.8: CR and LF only as CRLF; anything else could end the message early elsewhere. */
   bareLineEnd: '550 5.6.11 Message refused: a bare CR or LF outside CRLF\r\n',
+  /** RFC 5321 §4.5.3.1.6: text lines of at most 1000 octets, CRLF included. */
+  lineTooLong: '500 5.5.6 Message refused: a line longer than 1000 octets\r\n',
 } as const;
 
 export const DEFAULT_MAX_LINE = 512;

@@ -1,0 +1,123 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { SessionOutcome } from './session.js';
+
+/** Why a connection was refused before any session began (the `limit` label). */
+export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp';
+
+/**
+ * The `tenant` label of a login that named no configured tenant. Never the login's own domain:
+ * anyone could mint one series per made-up domain. An empty value is, to Prometheus, no label.
+ */
+export const NO_TENANT = '';
+
+type Child = { inc(value?: number): void };
+
+/** One tenant's series on one protocol, bound once and kept: the hot path only calls inc(). */
+interface TenantSeries {
+  readonly sessions: Child;
+  readonly loginsOk: Child;
+  readonly bytesUp: Child;
+  readonly bytesDown: Child;
+  /** By reason / code: few values, bound on first use. */
+  readonly loginsFailed: Map<string, Child>;
+  readonly backendFailures: Map<string, Child>;
+}
+
+/**
+ * Every Concierge counter, in a registry of its own (tests run several instances in one process).
+ * Series per tenant are created at a tenant's first session, so only tenants with traffic cost memory.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly sessionsStarted = this.counter('concierge_sessions_started_total', 'Connections accepted as sessions, per listener.', ['listener', 'protocol']);
+  private readonly sessionsActive = new Gauge({ name: 'concierge_sessions_active', help: 'Sessions holding a socket now, per listener.', labelNames: ['listener', 'protocol'], registers: [this.registry] });
+  private readonly refusals = this.counter('concierge_connections_refused_total', 'Connections refused before a session, per listener and limit.', ['listener', 'protocol', 'limit']);
+  private readonly tenantSessions = this.counter('concierge_tenant_sessions_total', 'Closed sessions that reached a tenant (a route was found), per tenant.', ['tenant', 'protocol']);
+  private readonly loginsOk = this.counter('concierge_logins_ok_total', 'Logins the backend accepted.', ['tenant', 'protocol']);
+  private readonly loginsFailed = this.counter('concierge_logins_failed_total', 'Logins refused, by reason (authFailed, inUse, tempFailure, unknownTenant); tenant "" when no configured tenant matched.', ['tenant', 'protocol', 'reason']);
+  private readonly backendFailures = this.counter('concierge_backend_failures_total', 'Backends that could not be reached or broke the login dialogue, by error code.', ['tenant', 'protocol', 'code']);
+  private readonly bytesUp = this.counter('concierge_client_to_backend_bytes_total', 'Bytes read from clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
+  private readonly bytesDown = this.counter('concierge_backend_to_client_bytes_total', 'Bytes written to clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
+  /** protocol → tenant → series. */
+  private readonly tenants = new Map<string, Map<string, TenantSeries>>();
+
+  /** `processMetrics`: add prom-client's default process and Node.js metrics (only where they are served). */
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** The Prometheus text exposition. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** The counters of one listener, its label children bound now. */
+  forListener(listener: string, protocol: string): ListenerMetrics {
+    let tenants = this.tenants.get(protocol);
+    if (!tenants) this.tenants.set(protocol, (tenants = new Map()));
+    const seriesOf = (tenant: string): TenantSeries => {
+      let series = tenants.get(tenant);
+      if (!series) {
+        const labels = { tenant, protocol };
+        series = {
+          sessions: this.tenantSessions.labels(labels),
+          loginsOk: this.loginsOk.labels(labels),
+          bytesUp: this.bytesUp.labels(labels),
+          bytesDown: this.bytesDown.labels(labels),
+          loginsFailed: new Map(),
+          backendFailures: new Map(),
+        };
+        tenants.set(tenant, series);
+      }
+      return series;
+    };
+    const refusals = new Map<RefusalLimit, Child>();
+    const unknownFailed = new Map<string, Child>();
+    return {
+      started: this.sessionsStarted.labels({ listener, protocol }),
+      active: this.sessionsActive.labels({ listener, protocol }),
+      refused: (limit) => {
+        let child = refusals.get(limit);
+        if (!child) refusals.set(limit, (child = this.refusals.labels({ listener, protocol, limit })));
+        child.inc();
+      },
+      loginOk: (tenant) => seriesOf(tenant).loginsOk.inc(),
+      loginFailed: (tenant, reason) => {
+        const byReason = tenant === undefined ? unknownFailed : seriesOf(tenant).loginsFailed;
+        let child = byReason.get(reason);
+        if (!child) byReason.set(reason, (child = this.loginsFailed.labels({ tenant: tenant ?? NO_TENANT, protocol, reason })));
+        child.inc();
+      },
+      backendFailed: (tenant, code) => {
+        const byCode = seriesOf(tenant).backendFailures;
+        let child = byCode.get(code);
+        if (!child) byCode.set(code, (child = this.backendFailures.labels({ tenant, protocol, code })));
+        child.inc();
+      },
+      sessionDone: (outcome) => {
+        if (outcome.tenant === undefined) return;
+        const series = seriesOf(outcome.tenant);
+        series.sessions.inc();
+        if (outcome.bytesUp > 0) series.bytesUp.inc(outcome.bytesUp);
+        if (outcome.bytesDown > 0) series.bytesDown.inc(outcome.bytesDown);
+      },
+    };
+  }
+}
+
+/** What a listener and its sessions report; every call is a map lookup and an add. */
+export interface ListenerMetrics {
+  readonly started: { inc(): void };
+  readonly active: { inc(): void; dec(): void };
+  refused(limit: RefusalLimit): void;
+  loginOk(tenant: string): void;
+  /** `tenant` undefined: the login named no configured tenant. */
+  loginFailed(tenant: string | undefined, reason: string): void;
+  backendFailed(tenant: string, code: string): void;
+  /** Adds a closed session's bytes to its tenant (sessions that reached no tenant add nothing). */
+  sessionDone(outcome: SessionOutcome): void;
+}
