@@ -1,17 +1,22 @@
 #!/bin/sh
-# Installs what `npm run test:interop` needs on Debian 12: dovecot-pop3d and vsftpd (the tests run their
-# own private instances) and curl (the POP3 and FTP client). Idempotent and quiet; run as root (or via sudo).
-# The packaged dovecot service is neither needed nor started.
+# Installs what `npm run test:interop` needs on Debian 12: dovecot-pop3d, vsftpd and postfix (the
+# tests run their own private instances), curl (the POP3 and FTP client) and swaks (the SMTP client).
+# Idempotent and quiet; run as root (or via sudo). The packaged dovecot, vsftpd and postfix services
+# are neither needed nor started, and postfix is installed unconfigured ("No configuration").
 set -eu
 
 if [ "$(id -u)" -ne 0 ]; then
   exec sudo -- "$0" "$@"
 fi
 
-if dpkg-query -W -f='${Status}' dovecot-pop3d 2>/dev/null | grep -q 'install ok installed' &&
-   dpkg-query -W -f='${Status}' vsftpd 2>/dev/null | grep -q 'install ok installed' &&
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+versions() {
+  echo "dovecot $(dovecot --version | cut -d' ' -f1), postfix $(dpkg-query -W -f='${Version}' postfix), swaks $(dpkg-query -W -f='${Version}' swaks) and $(curl --version | head -n1 | cut -d' ' -f1-2)"
+}
+
+if installed dovecot-pop3d && installed vsftpd && installed postfix && installed swaks &&
    command -v curl >/dev/null 2>&1; then
-  echo "interop: dovecot $(dovecot --version | cut -d' ' -f1) and $(curl --version | head -n1 | cut -d' ' -f1-2) already installed"
+  echo "interop: $(versions) already installed"
   exit 0
 fi
 
@@ -28,12 +33,15 @@ cleanup() { if [ "$created_policy" = yes ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks what kind of mail system this is; "No configuration" writes no /etc/postfix/main.cf
+# and delivers nothing: the tests give their own instance its own config directory.
+echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 dovecot-pop3d vsftpd curl >/dev/null
+apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 dovecot-pop3d vsftpd postfix swaks curl >/dev/null
 
-# The package enables the service for the next boot; the tests never use it.
+# The packages enable their services for the next boot; the tests never use them.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now dovecot.service dovecot.socket vsftpd.service >/dev/null 2>&1 || true
+  systemctl disable --now dovecot.service dovecot.socket vsftpd.service postfix.service >/dev/null 2>&1 || true
 fi
 
-echo "interop: installed dovecot $(dovecot --version | cut -d' ' -f1) and $(curl --version | head -n1 | cut -d' ' -f1-2)"
+echo "interop: installed $(versions)"

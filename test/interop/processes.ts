@@ -14,3 +14,18 @@ export function processesMentioning(dir: string): string[] {
   }
   return found;
 }
+
+/** Processes whose environment holds `name=value` (Postfix's daemons carry their instance only as MAIL_CONFIG). */
+export function processesWithEnvironment(name: string, value: string): string[] {
+  const wanted = `${name}=${value}`;
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(wanted)) continue;
+      found.push(`${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim()}`);
+    } catch {
+      // exited while we looked, or not ours to read
+    }
+  }
+  return found;
+}
