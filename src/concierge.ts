@@ -45,7 +45,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger 
     t.bytesDown += outcome.bytesDown;
     traffic.set(outcome.tenant, t);
   };
-  const metrics = new Metrics({ processMetrics: config.admin !== undefined });
+  const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
   let stopping = false;
   const listeners = config.listeners.map((l) => {
     const base = protocolModules[l.protocol];

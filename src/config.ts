@@ -159,7 +159,14 @@ export const configSchema = z.strictObject({
   listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
   tenants: z.array(tenantSchema).default([]),
   /** The HTTP listener for /metrics and /healthz; absent: none. Loopback by default: it is not for the world. */
-  admin: z.strictObject({ address: ipAddress.default('127.0.0.1'), port: listenPort }).optional(),
+  admin: z
+    .strictObject({
+      address: ipAddress.default('127.0.0.1'),
+      port: listenPort,
+      /** Tenants with metric series of their own (first seen, first labelled); the rest share tenant="_other". */
+      maxTenantSeries: z.int().min(0).max(1_000_000).optional(),
+    })
+    .optional(),
   /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv, smtp-server). */
   demo: z
     .strictObject({

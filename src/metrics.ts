@@ -10,11 +10,18 @@ export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxCon
  */
 export const NO_TENANT = '';
 
+/** The `tenant` label of every tenant past `maxTenantSeries` (a domain cannot contain "_"). */
+export const OTHER_TENANTS = '_other';
+
+/** Tenants with series of their own, by default: beyond, they share OTHER_TENANTS. */
+export const DEFAULT_MAX_TENANT_SERIES = 10_000;
+
 type Child = { inc(value?: number): void };
 
 /** One tenant's series on one protocol, bound once and kept: the hot path only calls inc(). */
 interface TenantSeries {
   readonly sessions: Child;
+  readonly active: { inc(): void; dec(): void };
   readonly loginsOk: Child;
   readonly bytesUp: Child;
   readonly bytesDown: Child;
@@ -33,6 +40,7 @@ export class Metrics {
   private readonly sessionsActive = new Gauge({ name: 'concierge_sessions_active', help: 'Sessions holding a socket now, per listener.', labelNames: ['listener', 'protocol'], registers: [this.registry] });
   private readonly refusals = this.counter('concierge_connections_refused_total', 'Connections refused before a session, per listener and limit.', ['listener', 'protocol', 'limit']);
   private readonly tenantSessions = this.counter('concierge_tenant_sessions_total', 'Closed sessions that reached a tenant (a route was found), per tenant.', ['tenant', 'protocol']);
+  private readonly tenantActive = new Gauge({ name: 'concierge_tenant_sessions_active', help: 'Logged-in sessions now, per tenant (POP3, FTP).', labelNames: ['tenant', 'protocol'], registers: [this.registry] });
   private readonly loginsOk = this.counter('concierge_logins_ok_total', 'Logins the backend accepted.', ['tenant', 'protocol']);
   private readonly loginsFailed = this.counter('concierge_logins_failed_total', 'Logins refused, by reason (authFailed, inUse, tempFailure, unknownTenant); tenant "" when no configured tenant matched.', ['tenant', 'protocol', 'reason']);
   private readonly backendFailures = this.counter('concierge_backend_failures_total', 'Backends that could not be reached or broke the login dialogue, by error code.', ['tenant', 'protocol', 'code']);
@@ -40,10 +48,26 @@ export class Metrics {
   private readonly bytesDown = this.counter('concierge_backend_to_client_bytes_total', 'Bytes written to clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
   /** protocol → tenant → series. */
   private readonly tenants = new Map<string, Map<string, TenantSeries>>();
+  /** Tenants with series of their own, over all protocols. */
+  private readonly labelled = new Set<string>();
+  private readonly maxTenantSeries: number;
 
-  /** `processMetrics`: add prom-client's default process and Node.js metrics (only where they are served). */
-  constructor(options: { processMetrics?: boolean } = {}) {
+  /**
+   * `processMetrics`: add prom-client's default process and Node.js metrics (only where they are
+   * served). `maxTenantSeries`: how many tenants get a label of their own (first come, first
+   * served); the rest are summed under OTHER_TENANTS, so 100,000 tenants cannot swamp Prometheus.
+   */
+  constructor(options: { processMetrics?: boolean; maxTenantSeries?: number } = {}) {
+    this.maxTenantSeries = options.maxTenantSeries ?? DEFAULT_MAX_TENANT_SERIES;
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The label a tenant's counters go under. */
+  private labelOf(tenant: string): string {
+    if (this.labelled.has(tenant)) return tenant;
+    if (this.labelled.size >= this.maxTenantSeries) return OTHER_TENANTS;
+    this.labelled.add(tenant);
+    return tenant;
   }
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
@@ -62,16 +86,21 @@ export class Metrics {
     const seriesOf = (tenant: string): TenantSeries => {
       let series = tenants.get(tenant);
       if (!series) {
-        const labels = { tenant, protocol };
+        const label = this.labelOf(tenant);
+        // Tenants past the cap share one series object, so the map holds one entry per label.
+        series = label === tenant ? undefined : tenants.get(label);
+        if (series) return series;
+        const labels = { tenant: label, protocol };
         series = {
           sessions: this.tenantSessions.labels(labels),
+          active: this.tenantActive.labels(labels),
           loginsOk: this.loginsOk.labels(labels),
           bytesUp: this.bytesUp.labels(labels),
           bytesDown: this.bytesDown.labels(labels),
           loginsFailed: new Map(),
           backendFailures: new Map(),
         };
-        tenants.set(tenant, series);
+        tenants.set(label, series);
       }
       return series;
     };
@@ -85,23 +114,28 @@ export class Metrics {
         if (!child) refusals.set(limit, (child = this.refusals.labels({ listener, protocol, limit })));
         child.inc();
       },
-      loginOk: (tenant) => seriesOf(tenant).loginsOk.inc(),
+      loginOk: (tenant) => {
+        const series = seriesOf(tenant);
+        series.loginsOk.inc();
+        series.active.inc();
+      },
       loginFailed: (tenant, reason) => {
         const byReason = tenant === undefined ? unknownFailed : seriesOf(tenant).loginsFailed;
         let child = byReason.get(reason);
-        if (!child) byReason.set(reason, (child = this.loginsFailed.labels({ tenant: tenant ?? NO_TENANT, protocol, reason })));
+        if (!child) byReason.set(reason, (child = this.loginsFailed.labels({ tenant: tenant === undefined ? NO_TENANT : this.labelOf(tenant), protocol, reason })));
         child.inc();
       },
       backendFailed: (tenant, code) => {
         const byCode = seriesOf(tenant).backendFailures;
         let child = byCode.get(code);
-        if (!child) byCode.set(code, (child = this.backendFailures.labels({ tenant, protocol, code })));
+        if (!child) byCode.set(code, (child = this.backendFailures.labels({ tenant: this.labelOf(tenant), protocol, code })));
         child.inc();
       },
       sessionDone: (outcome) => {
         if (outcome.tenant === undefined) return;
         const series = seriesOf(outcome.tenant);
         series.sessions.inc();
+        if (outcome.loggedIn) series.active.dec();
         if (outcome.bytesUp > 0) series.bytesUp.inc(outcome.bytesUp);
         if (outcome.bytesDown > 0) series.bytesDown.inc(outcome.bytesDown);
       },

@@ -42,6 +42,8 @@ export interface SessionEvents {
 export interface SessionOutcome {
   readonly reason: string;
   readonly tenant: string | undefined;
+  /** The backend accepted the login and the session was passed through (POP3, FTP). */
+  readonly loggedIn: boolean;
   readonly bytesUp: number;
   readonly bytesDown: number;
 }
@@ -415,7 +417,7 @@ export class Session {
       this.backend?.destroy();
     }
     const data = this.dataPlane?.bytes; // FTP data connections count toward the tenant's traffic too
-    this.outcome = { reason, tenant: this.tenant, bytesUp: client.bytesRead + (data?.up ?? 0), bytesDown: client.bytesWritten + (data?.down ?? 0) };
+    this.outcome = { reason, tenant: this.tenant, loggedIn: wasSpliced, bytesUp: client.bytesRead + (data?.up ?? 0), bytesDown: client.bytesWritten + (data?.down ?? 0) };
     this.log.info('session closed', { reason, bytesUp: this.outcome.bytesUp, bytesDown: this.outcome.bytesDown, durationMs: Date.now() - this.startedAt });
     this.reportDone();
   }

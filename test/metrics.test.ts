@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { Metrics, OTHER_TENANTS } from '../src/metrics.js';
 import { PASSWORD_A, PASSWORD_B, startTwoTenants, type TwoTenants } from './support/fixtures.js';
 import { sampleValue } from './support/prometheus.js';
 import { RawClient } from './support/raw-client.js';
@@ -16,6 +17,28 @@ async function finished(c: RawClient): Promise<{ up: number; down: number }> {
   await c.closed;
   return { up: c.socket.bytesWritten, down: c.socket.bytesRead };
 }
+
+describe('Metrics', () => {
+  test('past maxTenantSeries, tenants share the "_other" series', async () => {
+    const metrics = new Metrics({ maxTenantSeries: 1 });
+    const pop3 = metrics.forListener('pop3@127.0.0.1:110', 'pop3');
+    const ftp = metrics.forListener('ftp@127.0.0.1:21', 'ftp');
+    const done = (tenant: string, bytes: number) => ({ reason: 'quit', tenant, loggedIn: true, bytesUp: bytes, bytesDown: 2 * bytes });
+    for (const [listener, tenant] of [[pop3, 'a.example'], [pop3, 'b.example'], [ftp, 'c.example'], [ftp, 'a.example']] as const) {
+      listener.loginOk(tenant);
+      listener.loginFailed(tenant, 'authFailed');
+      listener.sessionDone(done(tenant, 10));
+    }
+    const text = await metrics.text();
+    assert.equal(sampleValue(text, 'concierge_client_to_backend_bytes_total', { tenant: 'a.example', protocol: 'pop3' }), 10);
+    assert.equal(sampleValue(text, 'concierge_client_to_backend_bytes_total', { tenant: 'a.example', protocol: 'ftp' }), 10);
+    assert.equal(sampleValue(text, 'concierge_client_to_backend_bytes_total', { tenant: OTHER_TENANTS, protocol: 'pop3' }), 10);
+    assert.equal(sampleValue(text, 'concierge_backend_to_client_bytes_total', { tenant: OTHER_TENANTS, protocol: 'ftp' }), 20);
+    assert.equal(sampleValue(text, 'concierge_logins_failed_total', { tenant: OTHER_TENANTS, protocol: 'ftp', reason: 'authFailed' }), 1);
+    assert.equal(sampleValue(text, 'concierge_tenant_sessions_active', { tenant: OTHER_TENANTS, protocol: 'pop3' }), 0);
+    assert.doesNotMatch(text, /[bc]\.example/);
+  });
+});
 
 describe('admin listener', () => {
   test('/metrics counts sessions, logins and bytes per tenant as the clients saw them', async () => {
@@ -106,11 +129,16 @@ describe('admin listener', () => {
       await c.line();
       await c.command('USER alice@a.example');
       assert.match(await c.command(`PASS ${PASSWORD_A}`), /^\+OK/);
+      const active = async () => sampleValue((await get(env, '/metrics')).body, 'concierge_tenant_sessions_active', { tenant: 'a.example', protocol: 'pop3' });
+      assert.equal(await active(), 1);
       closing = env.concierge.close(30_000);
       assert.equal((await get(env, '/healthz')).status, 503);
       assert.match(await c.command('STAT'), /^\+OK/, 'the logged-in session goes on meanwhile');
       await c.command('QUIT');
+      await c.closed;
       await closing;
+      // The admin listener is gone with the instance; the registry still holds the counters.
+      assert.equal(sampleValue(await env.concierge.metrics.text(), 'concierge_tenant_sessions_active', { tenant: 'a.example', protocol: 'pop3' }), 0);
       await assert.rejects(get(env, '/healthz'), 'the admin listener closes with the instance');
     } finally {
       await closing;
