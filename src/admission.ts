@@ -72,13 +72,11 @@ export class Admission {
     this.allow = limits.allowFrom && blockListOf(limits.allowFrom);
     this.deny = limits.denyFrom && blockListOf(limits.denyFrom);
     this.rates = limits.connectionRatePerIp === undefined ? undefined : new RateWindow(now);
+    this.active = limits.maxConnections !== undefined || limits.maxConnectionsPerIp !== undefined || this.allow !== undefined || this.deny !== undefined || this.rates !== undefined;
   }
 
   /** Whether any limit is set at all (a listener without any skips the bookkeeping). */
-  get active(): boolean {
-    const l = this.limits;
-    return l.maxConnections !== undefined || l.maxConnectionsPerIp !== undefined || this.allow !== undefined || this.deny !== undefined || this.rates !== undefined;
-  }
+  readonly active: boolean;
 
   /**
    * The limit that refuses `address` (unmapped), or undefined: then the connection is counted

@@ -12,6 +12,8 @@ import { unmapIPv4, type TenantDirectory } from './tenants.js';
 
 /** After the refusal line, how long a refused client may take to close before its socket is destroyed. */
 const REFUSAL_LINGER_MS = 2_000;
+/** Refused sockets lingering at once; past this a refusal is a plain close (a flood must not hold sockets). */
+const MAX_LINGERING_REFUSALS = 1_000;
 
 /** What a listener needs from the running instance. */
 export interface ListenerDeps {
@@ -113,8 +115,9 @@ export class Listener {
   private refuse(socket: net.Socket, address: string, limit: RefusalLimit): void {
     this.deps.metrics.refused(limit);
     if (this.deps.logger.isInfoEnabled()) this.deps.logger.info('connection refused', { listener: this.name, client: `${address}:${socket.remotePort}`, reason: limit });
-    this.refusing.add(socket);
     socket.on('error', () => {});
+    if (this.refusing.size >= MAX_LINGERING_REFUSALS) return void socket.destroy();
+    this.refusing.add(socket);
     const linger = setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS);
     socket.once('close', () => {
       clearTimeout(linger);
