@@ -11,6 +11,7 @@ import { Client } from 'basic-ftp';
 import { BROKEN_PREFIX } from './support/ftp-backend.js';
 import { FTP_PASSWORD_A, FTP_PASSWORD_B, startFtpTwoTenants, type FtpTwoTenants } from './support/ftp-fixtures.js';
 import { epsvPort, ftpCommand, ftpLogin, readAll, readFtpReply } from './support/ftp-raw.js';
+import { sampleValue } from './support/prometheus.js';
 
 const run = promisify(execFile);
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -173,5 +174,9 @@ describe('FTP transfers through Concierge', () => {
     assert.equal(env.listener.passivePorts!.inUse, 0);
     const a = env.concierge.traffic.get('a.example')!;
     assert.ok(a.bytesDown > HUGE.length + BIG.length && a.bytesUp > HUGE.length + BIG.length, JSON.stringify(a));
+    // The Prometheus counters carry the same sums, data connections included.
+    const metrics = await env.concierge.metrics.text();
+    assert.equal(sampleValue(metrics, 'concierge_backend_to_client_bytes_total', { tenant: 'a.example', protocol: 'ftp' }), a.bytesDown);
+    assert.equal(sampleValue(metrics, 'concierge_client_to_backend_bytes_total', { tenant: 'a.example', protocol: 'ftp' }), a.bytesUp);
   });
 });
