@@ -112,6 +112,26 @@ describe('connection limits', () => {
     }
   });
 
+  test('a dual-stack listener matches IPv6 clients as IPv6 and IPv4 clients as IPv4', async () => {
+    const env = await startTwoTenants({
+      patch: (raw) => {
+        raw.listeners[0].address = '::';
+        raw.listeners[0].limits = { allowFrom: ['127.0.0.0/8', '::1'], denyFrom: ['::1/128'] };
+      },
+    });
+    try {
+      (await greeted(env.port, '127.0.0.1')).close(); // arrives as ::ffff:127.0.0.1
+      const c = await RawClient.connect(env.port, { host: '::1' });
+      assert.equal(await c.line(), POP3_REFUSAL);
+      await c.closed;
+      assert.equal(await refusals(env, 'denyFrom'), 1);
+      assert.match(String(env.logs.records().find((r) => r.message === 'connection refused')?.client), /^::1:\d+$/);
+      await env.concierge.listeners[0]!.whenIdle();
+    } finally {
+      await env.close();
+    }
+  });
+
   test('FTP and SMTP listeners refuse with their own 421', async () => {
     const logs = captureLogs('info');
     const config = parseConfig({
