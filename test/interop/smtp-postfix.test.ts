@@ -137,6 +137,8 @@ describe('SMTP interop: Concierge (mx) in front of Postfix, swaks as the client'
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /<\*\*\s+451 4\.5\.3 /);
     await postfix.waitForLog(/postfix\/virtual\[\d+\]: .* status=sent/, 3);
+    // Only a.example's backend connection was made: b.example's recipient never reached Postfix.
+    assert.deepEqual((await connects()).slice(2), ['unknown[127.0.0.2]']);
     assert.equal((await postfix.deliveredMessages('alice@a.example')).length, 2);
     assert.equal((await postfix.deliveredMessages('alice@b.example')).length, 1);
   });
