@@ -11,15 +11,16 @@
 // swaks sent: Postfix stores lines without terminators and delivers them with LF ends, after the
 // trace headers it prepends, so the body after those headers must equal the message with CRLF→LF.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseConfig } from '../../src/config.js';
 import { startConcierge, type Concierge } from '../../src/concierge.js';
 import { createSilentLogger } from '../../src/log.js';
-import { PROBE_ADDRESS, startPostfix, type Postfix } from './postfix.js';
+import { POSTFIX, POSTFIX_MISSING, POSTFIX_NEEDS_ROOT, PROBE_ADDRESS, startPostfix, type Postfix } from './postfix.js';
 
 const TEST_TIMEOUT = { timeout: 30_000 };
 // "postfix/smtpd[123]: connect from unknown[127.0.0.2]" (peer name lookups are off; a port may follow)
@@ -77,6 +78,14 @@ function message(to: string, tag: string): Buffer {
 
 const sent = (file: Buffer) => Buffer.concat([file, Buffer.from('\r\n')]);
 const lf = (b: Buffer) => Buffer.from(b.toString('latin1').replaceAll('\r\n', '\n'), 'latin1');
+
+const SWAKS_MISSING = 'swaks is not installed: run `sudo .ci/install-interop.sh` before `npm run test:interop`';
+
+test('postfix and swaks are installed, and the tests run as root (Postfix needs it)', () => {
+  assert.doesNotThrow(() => accessSync(POSTFIX, constants.X_OK), POSTFIX_MISSING);
+  assert.equal(spawnSync('swaks', ['--version']).status, 0, SWAKS_MISSING);
+  assert.equal(userInfo().uid, 0, POSTFIX_NEEDS_ROOT);
+});
 
 describe('SMTP interop: Concierge (mx) in front of Postfix, swaks as the client', () => {
   let postfix: Postfix;
