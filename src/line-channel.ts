@@ -22,7 +22,8 @@ const MAX_BUFFERED = 64 * 1024;
 export class LineChannel {
   private buffer: Buffer = Buffer.alloc(0);
   private discarding = false;
-  private ended: Error | undefined;
+  /** Why the peer is gone; the Error is built only when a reader needs it (stacks cost). */
+  private ended: { message: string; cause?: Error } | undefined;
   private wake: (() => void) | undefined;
   private released = false;
   private timer: NodeJS.Timeout | undefined;
@@ -57,16 +58,17 @@ export class LineChannel {
 
   private readonly onEnd = (): void => {
     clearTimeout(this.timer);
-    this.ended ??= this.closedError('closed the connection');
+    this.ended ??= { message: 'closed the connection' };
     this.notify();
   };
 
   private readonly onError = (err: Error): void => {
-    this.ended ??= this.closedError(`connection error: ${(err as NodeJS.ErrnoException).code ?? err.message}`, err);
+    this.ended ??= { message: `connection error: ${(err as NodeJS.ErrnoException).code ?? err.message}`, cause: err };
     this.notify();
   };
 
-  private closedError(message: string, cause?: unknown): Error {
+  private closedError(): Error {
+    const { message, cause } = this.ended!;
     return this.side === 'client'
       ? new ClientGoneError(cause ? 'CLIENT_ERROR' : 'CLIENT_CLOSED', `client ${message}`, { cause })
       : new BackendError('BACKEND_CLOSED', `backend ${message}`, { cause });
@@ -119,7 +121,7 @@ export class LineChannel {
     for (;;) {
       const event = this.take(limit);
       if (event) return event;
-      if (this.ended) throw this.ended;
+      if (this.ended) throw this.closedError();
       if (this.timedOut) {
         this.timedOut = false;
         throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options.timeoutMs} ms`);
@@ -161,7 +163,7 @@ export class LineChannel {
         this.consume(chunk.length);
         return chunk;
       }
-      if (this.ended) throw this.ended;
+      if (this.ended) throw this.closedError();
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
