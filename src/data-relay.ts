@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { ReadHook } from './read-hook.js';
+import { pumpHooked } from './splice.js';
 
 /** Dials a data connection, paused until relayed; reads go through `hook` (Node's onread fast path). */
 export function dialData(host: string, port: number, localAddress: string | undefined, hook: ReadHook): net.Socket {
@@ -34,27 +35,11 @@ export type RelayOutcome = 'complete' | 'failed';
  */
 function pump(src: RelayEnd, dst: net.Socket): void {
   const { socket } = src;
-  if (src.hook) {
-    let stalled = false;
-    const flushed = () => {
-      if (stalled && dst.writableLength === 0) {
-        stalled = false;
-        socket.resume();
-      }
-    };
-    src.hook.attachRelay((chunk) => {
-      if (dst.destroyed) return false;
-      dst.write(chunk, flushed);
-      if (dst.writableLength === 0) return true;
-      stalled = true;
-      return false;
-    });
-  } else {
-    socket.on('data', (chunk: Buffer) => {
-      if (!dst.write(chunk)) socket.pause();
-    });
-    dst.on('drain', () => socket.resume());
-  }
+  if (src.hook) return pumpHooked(socket, src.hook, dst);
+  socket.on('data', (chunk: Buffer) => {
+    if (!dst.write(chunk)) socket.pause();
+  });
+  dst.on('drain', () => socket.resume());
   socket.once('end', () => dst.end());
   socket.resume();
 }

@@ -44,7 +44,7 @@ export function splice(client: Socket, backend: Socket, backendHook?: ReadHook):
  * `src` → `dst` for a socket read through a ReadHook: each chunk is written as it came, and
  * reading stops while `dst` still holds unsent bytes, resuming once they are flushed.
  */
-function pumpHooked(src: Socket, hook: ReadHook, dst: Socket): void {
+export function pumpHooked(src: Socket, hook: ReadHook, dst: Socket): void {
   let stalled = false;
   const flushed = () => {
     if (stalled && dst.writableLength === 0) {
