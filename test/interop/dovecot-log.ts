@@ -1,6 +1,4 @@
-import { watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { tail, waitForLogEntries } from './daemon-wait.js';
 
 /** One login as dovecot logged it: rip is the peer address dovecot saw (no login_trusted_networks). */
 export interface DovecotLogin {
@@ -50,46 +48,8 @@ export function parseLogins(log: string, pattern: RegExp): DovecotLogin[] {
 }
 
 /** Reads the log until it holds `wait.atLeast` lines matching `pattern`, woken by appends to it. */
-export async function waitForLines(dir: string, logPath: string, pattern: RegExp, wait: LogWait = {}): Promise<DovecotLogin[]> {
-  const atLeast = wait.atLeast ?? 0;
-  const timeoutMs = wait.timeoutMs ?? 5_000;
-  const read = async () => parseLogins(await readFile(logPath, 'utf8').catch(() => ''), pattern);
-  const first = await read();
-  if (first.length >= atLeast) return first;
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (settle: () => void) => {
-      if (done) return;
-      done = true;
-      watcher.close();
-      clearTimeout(timer);
-      settle();
-    };
-    const check = () => {
-      read().then(
-        (entries) => {
-          if (entries.length >= atLeast) finish(() => resolve(entries));
-        },
-        (err: unknown) => finish(() => reject(err)),
-      );
-    };
-    // Watch the directory: inotify reports each append to the log inside it.
-    const watcher = watch(dir, (_event, file) => {
-      if (file === null || file === basename(logPath)) check();
-    });
-    const timer = setTimeout(() => {
-      void readFile(logPath, 'utf8')
-        .catch(() => '')
-        .then((log) => {
-          const message = `fewer than ${atLeast} lines matching ${pattern} after ${timeoutMs} ms; log tail:\n${tail(log)}`;
-          finish(() => reject(new Error(message)));
-        });
-    }, timeoutMs);
-    check(); // an append between the first read and watch() would otherwise be missed
-  });
+export function waitForLines(dir: string, logPath: string, pattern: RegExp, wait: LogWait = {}): Promise<DovecotLogin[]> {
+  return waitForLogEntries(dir, logPath, (log) => parseLogins(log, pattern), wait.atLeast ?? 0, wait.timeoutMs ?? 5_000, `lines matching ${pattern}`);
 }
 
-/** The last lines of a log, for error messages. */
-export function tail(log: string, lines = 20): string {
-  return log.trimEnd().split('\n').slice(-lines).join('\n');
-}
+export { tail };

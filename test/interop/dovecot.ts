@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { accessSync, constants, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, delimiter, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -9,6 +8,7 @@ import { failedLoginLine, loginLine, tail, waitForLines, type DovecotLogin, type
 import { pickAccounts, renderDovecotConfig, renderPasswdFile, type PasswdEntry } from './dovecot-config.js';
 import { writeMaildir, type MessageInput } from './maildir.js';
 import { closedPort as freePort } from '../support/fake-backend.js';
+import { probeGreeting } from './daemon-wait.js';
 
 export type { DovecotLogin, LogWait } from './dovecot-log.js';
 
@@ -201,35 +201,11 @@ async function waitForGreeting(port: number, timeoutMs: number, exited: Promise<
   const deadline = Date.now() + timeoutMs;
   const exit = exited.then((e) => new Error(`dovecot exited early: ${e.error?.message ?? `code ${e.code}, signal ${e.signal}`}`));
   for (let attempt = 0; ; attempt++) {
-    const outcome = await Promise.race([probeGreeting(port), exit.then((e) => ({ fatal: e }))]);
+    const outcome = await Promise.race([probeGreeting({ host, port }, '+OK', probeTimeoutMs), exit.then((e) => ({ fatal: e }))]);
     if (outcome === true) return;
     if ('fatal' in outcome) throw outcome.fatal;
     if (Date.now() >= deadline) throw new Error(`no POP3 greeting on ${host}:${port} within ${timeoutMs} ms: ${outcome.message}`);
     // Paces the retries (5, 10, 20 … 100 ms) so they do not starve dovecot of CPU while it starts.
     await delay(Math.min(5 * 2 ** attempt, 100));
   }
-}
-
-function probeGreeting(port: number): Promise<true | Error> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    let buffered = '';
-    const fail = (err: Error) => {
-      socket.destroy();
-      resolve(err);
-    };
-    socket.setTimeout(probeTimeoutMs, () => fail(new Error('greeting timed out')));
-    socket.on('error', fail);
-    socket.on('close', () => resolve(new Error('closed before greeting')));
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('latin1');
-      const end = buffered.indexOf('\r\n');
-      if (end < 0) return;
-      const line = buffered.slice(0, end);
-      if (!line.startsWith('+OK')) return fail(new Error(`unexpected greeting ${JSON.stringify(line)}`));
-      socket.setTimeout(0);
-      socket.end('QUIT\r\n');
-      resolve(true);
-    });
-  });
 }

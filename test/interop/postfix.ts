@@ -24,15 +24,14 @@
 //   the Return-Path:, Delivered-To: and Received: headers it prepends. `deliveredMessages` returns
 //   the part after those trace headers; it must equal what the client sent with CRLF read as LF.
 import { execFile, execFileSync } from 'node:child_process';
-import { accessSync, constants, watch } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { closedPort as freePort } from '../support/fake-backend.js';
-import { tail } from './dovecot-log.js';
+import { probeGreeting, tail, waitForLogEntries } from './daemon-wait.js';
 import { processesWithEnvironment } from './processes.js';
 
 const run = promisify(execFile);
@@ -253,72 +252,18 @@ export function withoutTraceHeaders(file: Buffer): Buffer {
   return file.subarray(at);
 }
 
-async function waitForLog(dir: string, logPath: string, pattern: RegExp, atLeast: number, timeoutMs: number): Promise<string[]> {
-  const matching = async () => (await readFile(logPath, 'utf8').catch(() => '')).split('\n').filter((l) => pattern.test(l));
-  const first = await matching();
-  if (first.length >= atLeast) return first;
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (settle: () => void) => {
-      if (done) return;
-      done = true;
-      watcher.close();
-      clearTimeout(timer);
-      settle();
-    };
-    const check = () => {
-      matching().then(
-        (lines) => {
-          if (lines.length >= atLeast) finish(() => resolve(lines));
-        },
-        (err: unknown) => finish(() => reject(err)),
-      );
-    };
-    // inotify on the directory reports each append to the maillog in it.
-    const watcher = watch(dir, (_event, file) => {
-      if (file === null || file === basename(logPath)) check();
-    });
-    const timer = setTimeout(() => {
-      void readFile(logPath, 'utf8')
-        .catch(() => '')
-        .then((log) => finish(() => reject(new Error(`fewer than ${atLeast} maillog lines matching ${pattern} after ${timeoutMs} ms; tail:\n${tail(log)}`))));
-    }, timeoutMs);
-    check();
-  });
+function waitForLog(dir: string, logPath: string, pattern: RegExp, atLeast: number, timeoutMs: number): Promise<string[]> {
+  return waitForLogEntries(dir, logPath, (log) => log.split('\n').filter((l) => pattern.test(l)), atLeast, timeoutMs, `maillog lines matching ${pattern}`);
 }
 
 /** Retries a connect (from PROBE_ADDRESS) until smtpd greets with 220, then QUITs. */
 async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; ; attempt++) {
-    const outcome = await probe(port);
+    const outcome = await probeGreeting({ host: '127.0.0.1', port, localAddress: PROBE_ADDRESS }, '220 ', 5_000);
     if (outcome === true) return;
     if (Date.now() >= deadline) throw new Error(`no 220 from postfix on 127.0.0.1:${port} within ${timeoutMs} ms: ${outcome.message}`);
     // Paces the retries (5, 10, 20 … 100 ms); `postfix start` has already returned, so this is rare.
     await delay(Math.min(5 * 2 ** attempt, 100));
   }
-}
-
-function probe(port: number): Promise<true | Error> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port, localAddress: PROBE_ADDRESS });
-    let buffered = '';
-    const fail = (err: Error) => {
-      socket.destroy();
-      resolve(err);
-    };
-    socket.setTimeout(5_000, () => fail(new Error('greeting timed out')));
-    socket.on('error', fail);
-    socket.on('close', () => resolve(new Error('closed before greeting')));
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('latin1');
-      const end = buffered.indexOf('\r\n');
-      if (end < 0) return;
-      const line = buffered.slice(0, end);
-      if (!line.startsWith('220 ')) return fail(new Error(`unexpected greeting ${JSON.stringify(line)}`));
-      socket.setTimeout(0);
-      socket.end('QUIT\r\n');
-      resolve(true);
-    });
-  });
 }
