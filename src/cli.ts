@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
 import { startConcierge, type Concierge } from './concierge.js';
 import { runDemo } from './demo.js';
+import { serveInetd } from './inetd.js';
 import { packageRoot } from './package-root.js';
 import { TenantDirectory, type Protocol } from './tenants.js';
 
@@ -83,6 +84,17 @@ program
       `  backend user:    ${route.backendUser} (backendUser: ${route.tenant.backendUser})`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
+  });
+
+program
+  .command('inetd')
+  .description('serve the one connection on stdin (inetd, xinetd, systemd Accept=yes); logs go to stderr')
+  .addOption(new Option('-p, --protocol <protocol>', 'protocol of the connection').choices(['pop3', 'ftp', 'smtp']).makeOptionMandatory())
+  .requiredOption('-c, --config <file>', 'tenants.json: tenants, limits, and the settings of the first listener of that protocol')
+  .action(async (opts: { protocol: Protocol; config: string }) => {
+    const config = await loadConfig(opts.config).catch(exitOnConfigError);
+    await serveInetd(config, opts.protocol);
+    process.exit(0);
   });
 
 program

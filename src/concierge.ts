@@ -32,8 +32,11 @@ export interface Concierge {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Opens every configured listener. Rejects (closing what it opened) if one cannot bind. */
-export async function startConcierge(config: Config, options: { logger?: Logger } = {}): Promise<Concierge> {
+/**
+ * Opens every configured listener. Rejects (closing what it opened) if one cannot bind.
+ * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`).
+ */
+export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean } = {}): Promise<Concierge> {
   const logger = options.logger ?? createLogger(config.log.level);
   let directory = new TenantDirectory(config);
   const traffic = new Map<string, TenantTraffic>();
@@ -56,8 +59,8 @@ export async function startConcierge(config: Config, options: { logger?: Logger 
   });
   let admin: AdminServer | undefined;
   try {
-    for (const listener of listeners) await listener.listen();
-    if (config.admin) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
+    if (options.bind !== false) for (const listener of listeners) await listener.listen();
+    if (config.admin && options.bind !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
     throw err;

@@ -76,6 +76,14 @@ export class Listener {
     return this.server.address() as net.AddressInfo;
   }
 
+  /**
+   * Serves a connection accepted by someone else (inetd / xinetd, systemd `Accept=yes`), exactly
+   * like one this listener accepted itself.
+   */
+  adopt(socket: net.Socket): void {
+    this.accept(socket);
+  }
+
   private accept(socket: net.Socket): void {
     const { metrics } = this.deps;
     const limited = this.admission.active;
