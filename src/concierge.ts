@@ -2,6 +2,7 @@ import { protocolModules } from '../proxies/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { type Config, effectiveLimits } from './config.js';
 import { Listener } from './listener.js';
+import { ActivatedSockets } from './socket-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
@@ -59,7 +60,9 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   });
   let admin: AdminServer | undefined;
   try {
-    if (options.bind !== false) for (const listener of listeners) await listener.listen();
+    // Listeners systemd passed sockets for take them; the others bind their configured address.
+    const activated = new ActivatedSockets();
+    if (options.bind !== false) for (const listener of listeners) await listener.listen(activated.take(listener.config));
     if (config.admin && options.bind !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));

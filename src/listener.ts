@@ -60,13 +60,14 @@ export class Listener {
     return this.sessions.size;
   }
 
-  listen(): Promise<net.AddressInfo> {
+  /** Binds the configured address, or takes `fd`, a listening socket systemd passed. */
+  listen(fd?: number): Promise<net.AddressInfo> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
       this.server.once('error', onError);
-      this.server.listen({ host: this.config.address, port: this.config.port }, () => {
+      this.server.listen(fd === undefined ? { host: this.config.address, port: this.config.port } : { fd }, () => {
         this.server.off('error', onError);
-        this.deps.logger.info('listening', { listener: this.name, port: this.address().port });
+        this.deps.logger.info('listening', { listener: this.name, port: this.address().port, ...(fd === undefined ? {} : { fd, from: 'systemd' }) });
         resolve(this.address());
       });
     });
