@@ -1,6 +1,6 @@
 import type { LineChannel } from '../src/line-channel.js';
 import { redactCommand } from '../src/log.js';
-import type { LoginContext } from './types.js';
+import type { LoginContext, LoginRequest } from './types.js';
 
 /** A command line split into its upper-cased verb and its argument text. */
 export interface Command {
@@ -29,5 +29,37 @@ export async function nextCommand(client: LineChannel, ctx: LoginContext): Promi
       if (ctx.log.isDebugEnabled()) ctx.log.debug('client command', { line: redactCommand(event.line) });
       return parseCommand(event.line);
     }
+  }
+}
+
+/** What a pre-login command leads to: another state of the dialogue, credentials, or goodbye. */
+export type DialogueOutcome<S extends string> = { next: S } | { login: LoginRequest } | { quit: true };
+
+/** One pre-login command's handler: its argument, the client, the core's context, the dialogue so far. */
+export type DialogueHandler<S extends string, D extends { state: S }> = (arg: string, client: LineChannel, ctx: LoginContext, d: D) => Promise<DialogueOutcome<S>> | DialogueOutcome<S>;
+
+/**
+ * Runs a pre-login state table (the RFC's diagram as data: state → verb → handler) until a
+ * handler hands over credentials (returned) or the client says goodbye (undefined). A verb the
+ * current state has no handler for goes to `unknown`, which answers and counts it.
+ */
+export async function runDialogue<S extends string, D extends { state: S }>(
+  client: LineChannel,
+  ctx: LoginContext,
+  d: D,
+  table: Record<S, Record<string, DialogueHandler<S, D>>>,
+  unknown: (verb: string) => void,
+): Promise<LoginRequest | undefined> {
+  for (;;) {
+    const { verb, arg } = await nextCommand(client, ctx);
+    const handler = (table[d.state] as Record<string, DialogueHandler<S, D> | undefined>)[verb];
+    if (!handler) {
+      unknown(verb);
+      continue;
+    }
+    const outcome = await handler(arg, client, ctx, d);
+    if ('login' in outcome) return outcome.login;
+    if ('quit' in outcome) return undefined;
+    d.state = outcome.next;
   }
 }

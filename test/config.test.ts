@@ -4,19 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, effectiveLimits, loadConfig, parseConfig } from '../src/config.js';
+import { problemsOf } from './support/config-problems.js';
 
 const listener = { protocol: 'pop3', address: '127.0.0.1', port: 1110 };
 const tenant = (domain: string, extra: Record<string, unknown> = {}) => ({ domain, sourceAddress: '127.0.0.2', backends: { pop3: [{ host: '127.0.0.1', port: 11001 }] }, ...extra });
-
-function problemsOf(raw: unknown): string[] {
-  try {
-    parseConfig(raw);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return [...err.problems];
-  }
-  assert.fail('expected a ConfigError');
-}
 
 describe('config validation', () => {
   test('the repository’s tenants.json is valid', async () => {

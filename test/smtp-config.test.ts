@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config.js';
+import { parseConfig } from '../src/config.js';
+import { problemsOf } from './support/config-problems.js';
 
 const smtp = { protocol: 'smtp', address: '127.0.0.1', port: 2525 };
 const tenant = (extra: Record<string, unknown> = {}) => ({ domain: 'a.example', sourceAddress: '127.0.0.2', backends: { smtp: [{ host: '127.0.0.1', port: 13001, ...extra }] } });
-
-function problemsOf(raw: unknown): string[] {
-  try {
-    parseConfig(raw);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError);
-    return [...err.problems];
-  }
-  assert.fail('expected a ConfigError');
-}
 
 describe('SMTP config', () => {
   test('an smtp listener in either mode, with its hostname, SIZE and backend options', () => {

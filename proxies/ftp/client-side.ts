@@ -1,6 +1,6 @@
 import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
-import { nextCommand } from '../command.js';
+import { type DialogueOutcome, runDialogue } from '../command.js';
 import type { LoginContext, LoginRequest } from '../types.js';
 import { PRE_LOGIN_FEATURES } from './replies.js';
 
@@ -15,7 +15,7 @@ interface Dialogue {
   user?: string;
 }
 
-type Outcome = { next: State } | { login: LoginRequest } | { quit: true };
+type Outcome = DialogueOutcome<State>;
 
 type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue) => Outcome;
 
@@ -78,19 +78,8 @@ const commands = {
 } satisfies Record<State, Record<string, Handler>>;
 
 /** Runs the pre-login dialogue until credentials arrive or the client quits. */
-export async function readFtpLogin(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
-  const d: Dialogue = { state: 'authorization' };
-  for (;;) {
-    const { verb, arg } = await nextCommand(client, ctx);
-    const table: Record<string, Handler | undefined> = commands[d.state];
-    const handler = table[verb];
-    if (!handler) {
-      ctx.reject('badSequence', `${/^[A-Z]{3,4}$/.test(verb) ? verb : 'unknown command'} before login`);
-      continue;
-    }
-    const outcome = handler(arg, client, ctx, d);
-    if ('login' in outcome) return outcome.login;
-    if ('quit' in outcome) return undefined;
-    d.state = outcome.next;
-  }
+export function readFtpLogin(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
+  return runDialogue<State, Dialogue>(client, ctx, { state: 'authorization' }, commands, (verb) =>
+    ctx.reject('badSequence', `${/^[A-Z]{3,4}$/.test(verb) ? verb : 'unknown command'} before login`),
+  );
 }

@@ -1,6 +1,6 @@
 import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
-import { nextCommand } from '../command.js';
+import { type DialogueOutcome, runDialogue } from '../command.js';
 import type { LoginContext, LoginRequest } from '../types.js';
 import { PRE_LOGIN_CAPABILITIES } from './replies.js';
 import { decodePlain } from './sasl-plain.js';
@@ -18,7 +18,7 @@ interface Dialogue {
 }
 
 /** What a command leads to: stay in the dialogue, hand credentials over, or end it. */
-type Outcome = { next: State } | { login: LoginRequest } | { quit: true };
+type Outcome = DialogueOutcome<State>;
 
 type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue) => Promise<Outcome> | Outcome;
 
@@ -93,20 +93,9 @@ const commands = {
 } satisfies Record<State, Record<string, Handler>>;
 
 /** Runs AUTHORIZATION until credentials arrive or the client quits. */
-export async function readPop3Login(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
-  const d: Dialogue = { state: 'authorization' };
-  for (;;) {
-    const { verb, arg } = await nextCommand(client, ctx);
-    const table: Record<string, Handler | undefined> = commands[d.state];
-    const handler = table[verb];
-    if (!handler) {
-      const known = verb in commands.userGiven || /^(STAT|LIST|RETR|DELE|NOOP|RSET|TOP|UIDL|APOP|STLS)$/.test(verb);
-      ctx.reject(known ? 'badSequence' : 'syntax', known ? `${verb} before login` : 'unknown command');
-      continue;
-    }
-    const outcome = await handler(arg, client, ctx, d);
-    if ('login' in outcome) return outcome.login;
-    if ('quit' in outcome) return undefined;
-    d.state = outcome.next;
-  }
+export function readPop3Login(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
+  return runDialogue<State, Dialogue>(client, ctx, { state: 'authorization' }, commands, (verb) => {
+    const known = verb in commands.userGiven || /^(STAT|LIST|RETR|DELE|NOOP|RSET|TOP|UIDL|APOP|STLS)$/.test(verb);
+    ctx.reject(known ? 'badSequence' : 'syntax', known ? `${verb} before login` : 'unknown command');
+  });
 }
