@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../src/config.js';
 import { startFakeBackend } from './support/fake-backend.js';
-import { PASSWORD_A, startTwoTenants } from './support/fixtures.js';
+import { PASSWORD_A, startTwoTenants, testConfig } from './support/fixtures.js';
 import { RawClient } from './support/raw-client.js';
 
 async function loggedIn(port: number): Promise<RawClient> {
@@ -110,6 +110,49 @@ describe('POP3 session lifecycle', () => {
       await closing;
       await working.closed;
       assert.equal(env.logs.records().find((r) => r.message === 'session closed')?.reason, 'shutting down');
+    } finally {
+      await env.close();
+    }
+  });
+
+  test('reloading the tenants over and over under load fails no session', async () => {
+    let tenants: Record<string, any>[] = [];
+    const env = await startTwoTenants({ tenantPatch: (t) => (tenants = t) });
+    try {
+      // Each reload swaps in a new directory: the same tenants, an alias that comes and goes.
+      const configs = [0, 1].map((i) => testConfig(tenants.map((t, j) => (j === 0 ? { ...t, aliases: i ? ['mail.a.example', 'pop.a.example'] : ['mail.a.example'] } : t))));
+      const SESSIONS = 120;
+      let started = 0;
+      const failed: string[] = [];
+      let reloads = 0;
+      const worker = async () => {
+        while (started < SESSIONS) {
+          started++;
+          const c = await RawClient.connect(env.port);
+          try {
+            await c.line();
+            await c.command(started % 2 ? 'USER alice@a.example' : 'USER alice@mail.a.example');
+            const reply = await c.command(`PASS ${PASSWORD_A}`);
+            if (!reply.startsWith('+OK')) failed.push(reply);
+            else if (!(await c.command('STAT')).startsWith('+OK 1 ')) failed.push('STAT');
+            await c.command('QUIT');
+          } finally {
+            c.close();
+          }
+        }
+      };
+      let loading = true;
+      const reloader = (async () => {
+        while (loading) {
+          env.concierge.reloadTenants(configs[reloads++ % 2]!);
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      })();
+      await Promise.all(Array.from({ length: 8 }, worker));
+      loading = false;
+      await reloader;
+      assert.deepEqual(failed, []);
+      assert.ok(reloads >= SESSIONS, `only ${reloads} reloads happened during ${SESSIONS} sessions`);
     } finally {
       await env.close();
     }
