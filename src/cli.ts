@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+import { rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
@@ -17,6 +19,17 @@ function exitOnConfigError(err: unknown): never {
     process.exit(1);
   }
   throw err;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`concierge: ${message}\n`);
+  process.exit(1);
+}
+
+/** Writes `pid` for `concierge reload`, and removes it when the process exits. */
+function writePidFile(file: string): void {
+  writeFileSync(file, `${process.pid}\n`);
+  process.once('exit', () => rmSync(file, { force: true }));
 }
 
 /** SIGINT/SIGTERM close gracefully; SIGHUP re-reads the tenants (an invalid file keeps the running one). */
@@ -46,10 +59,28 @@ program
   .command('start')
   .description('run the listeners of a config file')
   .requiredOption('-c, --config <file>', 'tenants.json to serve')
-  .action(async (opts: { config: string }) => {
+  .option('--pid-file <file>', 'write the process id here once listening (for `concierge reload`); removed on exit')
+  .action(async (opts: { config: string; pidFile?: string }) => {
     const config = await loadConfig(opts.config).catch(exitOnConfigError);
     const concierge = await startConcierge(config);
+    if (opts.pidFile) writePidFile(opts.pidFile);
     handleSignals(concierge, opts.config);
+  });
+
+program
+  .command('reload')
+  .description('ask a running `concierge start --pid-file <file>` to re-read its config (SIGHUP)')
+  .requiredOption('--pid-file <file>', 'the pid file the running instance wrote')
+  .action(async (opts: { pidFile: string }) => {
+    const text = await readFile(opts.pidFile, 'utf8').catch((err: Error) => fail(`cannot read ${opts.pidFile}: ${err.message}`));
+    const pid = Number(text.trim());
+    if (!Number.isInteger(pid) || pid <= 1) fail(`${opts.pidFile} holds no process id`);
+    try {
+      process.kill(pid, 'SIGHUP');
+    } catch (err) {
+      fail(`cannot signal process ${pid}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    process.stdout.write(`sent SIGHUP to ${pid}: the outcome is in its log (tenants reloaded, or reload refused)\n`);
   });
 
 program

@@ -79,6 +79,33 @@ describe('concierge CLI', () => {
     assert.match(r.stdout, /no tenant has the domain or alias "c\.example"/);
   });
 
+  test('reload signals the instance named by its pid file, which re-reads its config; the pid file goes on exit', async () => {
+    const config = path.join(dir, 'reload.json');
+    const pidFile = path.join(dir, 'concierge.pid');
+    const tenants = (aliases: string[]) => JSON.stringify({ listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 0 }], tenants: [{ domain: 'a.example', aliases, backends: { pop3: [{ host: '127.0.0.1', port: 1 }] } }] });
+    await writeFile(config, tenants([]));
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '--config', config, '--pid-file', pidFile], { cwd: root });
+    let stdout = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    try {
+      while (!stdout.includes('"message":"listening"')) await once(child.stdout, 'data');
+      assert.equal((await readFile(pidFile, 'utf8')).trim(), String(child.pid));
+      await writeFile(config, tenants(['mail.a.example']));
+      const r = await run(['reload', '--pid-file', pidFile]);
+      assert.equal(r.code, 0, r.stderr);
+      while (!stdout.includes('"message":"tenants reloaded"')) await once(child.stdout, 'data');
+    } finally {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      assert.equal(code, 0);
+    }
+    await assert.rejects(readFile(pidFile), 'the pid file is removed on exit');
+    const missing = await run(['reload', '--pid-file', pidFile]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /cannot read/);
+  });
+
   test('demo serves both demo tenants and the printed command’s login works; SIGTERM exits 0', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', cli, 'demo', '--config', demoConfig], { cwd: root });
     let stdout = '';
