@@ -151,10 +151,10 @@ export interface ProtocolModule {
   readLogin(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined>;
   /**
    * Reads the backend's greeting and replays the login as `backendUser`. Throws BackendError when
-   * the backend fails. `backendAddress` ("host:port") keys what a module learns about a backend;
-   * `target` carries the backend's configured options (SMTP: XCLIENT / PROXY).
+   * the backend fails. `target` names the backend ("host:port", which keys what a module learns
+   * about it) and carries its configured options (SMTP: XCLIENT / PROXY).
    */
-  replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, backendAddress: string, target: BackendTarget): Promise<Verdict>;
+  replayLogin(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, target: BackendTarget): Promise<Verdict>;
   /** The core's outcome in the protocol's words, CRLF included. */
   reply(kind: ReplyKind): string;
   /** The tempFailure reply announces a close (FTP's 421): after a login no backend could take, the session ends. */

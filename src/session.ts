@@ -167,7 +167,7 @@ export class Session {
         const hook = new ReadHook();
         const channel = await this.attachBackend(backend, route.tenant.sourceAddress, hook);
         const { socket } = channel;
-        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, where, { address: where, options: backend, sourceAddress: route.tenant.sourceAddress });
+        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, { address: where, options: backend, sourceAddress: route.tenant.sourceAddress });
         if (verdict.ok) {
           this.log.with({ backend: where, source: route.tenant.sourceAddress });
           return { socket, channel, verdict, hook };

@@ -1,6 +1,6 @@
 import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
-import type { LoginContext, LoginRequest, Verdict } from '../types.js';
+import type { BackendTarget, LoginContext, LoginRequest, Verdict } from '../types.js';
 import { backendPipelines } from './backend-capabilities.js';
 import { encodePlain } from './sasl-plain.js';
 
@@ -33,7 +33,7 @@ function verdictOf(reply: Reply, step: string): Verdict {
  * segment when the backend pipelines), or
  * AUTH PLAIN when the client used it, one expected reply per step.
  */
-export async function replayPop3Login(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, address: string): Promise<Verdict> {
+export async function replayPop3Login(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, { address }: BackendTarget): Promise<Verdict> {
   const greeting = await readReply(backend, ctx, 'while reading the greeting');
   if (!greeting.ok) throw new BackendError('BACKEND_PROTOCOL', 'backend greeted with an error');
 

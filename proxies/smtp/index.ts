@@ -28,7 +28,7 @@ export function createSmtpModule(s: SmtpSettings): ProtocolModule {
   return {
     ...base,
     readLogin: readSubmissionLogin(s),
-    async replayLogin(backend, login, backendUser, ctx, _address, target) {
+    async replayLogin(backend, login, backendUser, ctx, target) {
       const timeoutMs = ctx.limits.backendReplyTimeoutMs;
       const extensions = await introduce(backend, target, { peer: ctx.peer, helo: login.helo, proto: 'ESMTP' }, s.hostname, timeoutMs);
       return replayAuth(backend, login, backendUser, extensions, timeoutMs);

@@ -72,3 +72,15 @@ export function probeGreeting(target: { host: string; port: number; localAddress
     });
   });
 }
+
+/** Resolves once a TCP connect to 127.0.0.1:`port` succeeds (the socket is dropped); rejects if refused. */
+export function connectOnce(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.once('error', reject);
+  });
+}

@@ -3,13 +3,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CURL_MISSING, curlPop3 } from './curl.js';
 import { DOVECOT_MISSING, dovecotAvailable, startDovecot, type DovecotInstance } from './dovecot.js';
 import { messageBytes } from './maildir.js';
 import { pop3Dialog } from './pop3-dialog.js';
 import { processesMentioning } from './processes.js';
+import { connectOnce } from './daemon-wait.js';
 
 const aliceMessages = [
   'From: carol@example.org\nTo: alice@a.example\nSubject: one\n\nHello Alice.\n',
@@ -156,13 +156,3 @@ test('startDovecot rejects user names that would break the passwd-file', async (
   await assert.rejects(startDovecot({ users: [{ user: 'dup', password: 'x', messages: [] }, { user: 'dup', password: 'y', messages: [] }] }), /duplicate/);
 });
 
-function connectOnce(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', reject);
-  });
-}

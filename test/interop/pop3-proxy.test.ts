@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { Config } from '../../src/config.js';
 import { startConcierge, type Concierge } from '../../src/concierge.js';
@@ -18,6 +17,7 @@ import { startDovecot, type DovecotInstance } from './dovecot.js';
 import { messageBytes } from './maildir.js';
 import { pop3Dialog } from './pop3-dialog.js';
 import { processesMentioning } from './processes.js';
+import { connectOnce } from './daemon-wait.js';
 
 // One user name, `alice`, on both tenants' dovecots, with different passwords and mail.
 const PW_A = 'alice-at-a-local';
@@ -115,16 +115,6 @@ function assertOk(res: CurlResult): void {
   assert.equal(res.code, 0, `curl exit ${res.code}: ${res.stderr}`);
 }
 
-function connectOnce(port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve();
-    });
-    socket.once('error', reject);
-  });
-}
 
 describe('Concierge in front of dovecot, curl as the client', () => {
   let dovecotA: DovecotInstance | undefined;
