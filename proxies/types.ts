@@ -30,12 +30,29 @@ export type Verdict =
   /** `reply` overrides the uniform authFailed line only where it reveals nothing (e.g. mailbox in use). */
   | { readonly ok: false; readonly reason: 'authFailed' | 'inUse'; readonly reply?: string };
 
+/** The client's TLS, live: it changes when the client upgrades. */
+export interface ClientTls {
+  /** The listener offers an upgrade (STLS / STARTTLS / AUTH TLS) and the client has not taken it yet. */
+  readonly offered: boolean;
+  /** The connection is encrypted (implicit TLS, or after the upgrade). */
+  readonly active: boolean;
+  /** Logins (SMTP: mail) are refused until it is encrypted. */
+  readonly required: boolean;
+}
+
 /** What the core lends a protocol module during the login phase. */
 export interface LoginContext {
   readonly limits: Limits;
   readonly banner: string | undefined;
   readonly log: SessionLog;
   readonly peer: Peer;
+  readonly tls: ClientTls;
+  /**
+   * Upgrades the client connection once the module has written its go-ahead line: bytes the
+   * client sent after its upgrade command are dropped unread, then the handshake runs and the
+   * channel reads the TLS socket. Rejects (ending the session) when the handshake fails.
+   */
+  startTls(): Promise<void>;
   /**
    * Answers a bad command with the protocol's words for `kind` and counts it toward
    * `maxErrors`; throws (ending the session) when the count is exceeded.
@@ -106,6 +123,10 @@ export interface BackendTarget {
   readonly address: string;
   readonly options: Backend;
   readonly sourceAddress: string | undefined;
+  /** "starttls": the module sends the protocol's upgrade command, reads the go-ahead, then calls startTls. */
+  readonly tls: 'none' | 'starttls' | 'implicit';
+  /** Switches the backend channel to TLS (verifying the certificate); rejects with BackendError BACKEND_TLS. */
+  startTls(channel: LineChannel): Promise<void>;
 }
 
 /** A backend connection a routing module holds, after its handshake succeeded. */
@@ -131,6 +152,9 @@ export interface RoutingContext {
    * next backend). 'unknownTenant': no backend was contacted. 'tempFailure': every backend failed.
    */
   connect<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'>;
+  readonly tls: ClientTls;
+  /** As LoginContext.startTls. */
+  startTls(): Promise<void>;
   /** Ends the backend connection held (after whatever was written to it, e.g. QUIT). Safe to call twice. */
   disconnect(): void;
   /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */

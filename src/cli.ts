@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
+import { TlsStore } from './tls.js';
 import { startConcierge, type Concierge } from './concierge.js';
 import { runDemo } from './demo.js';
 import { serveInetd } from './inetd.js';
@@ -49,7 +50,7 @@ function handleSignals(concierge: Concierge, configFile: string, extra: () => Pr
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
     loadConfig(configFile).then(
-      (config) => concierge.reloadTenants(config),
+      async (config) => concierge.reloadTenants(config, await TlsStore.load(config, concierge.logger)),
       (err: unknown) => concierge.logger.error('reload refused, keeping the running tenants', { problems: err instanceof ConfigError ? err.problems : [String(err)] }),
     );
   });
@@ -89,6 +90,7 @@ program
   .requiredOption('-c, --config <file>', 'tenants.json to check')
   .action(async (opts: { config: string }) => {
     const config = await loadConfig(opts.config).catch(exitOnConfigError);
+    await TlsStore.load(config).catch(exitOnConfigError);
     process.stdout.write(`${opts.config}: ok (${config.listeners.length} listener(s), ${config.tenants.length} tenant(s))\n`);
   });
 

@@ -7,6 +7,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
 import { TenantDirectory } from './tenants.js';
+import { TlsStore } from './tls.js';
 
 /** Bytes and sessions per tenant since start (what `session closed` log lines add up to). */
 export interface TenantTraffic {
@@ -24,8 +25,11 @@ export interface Concierge {
   readonly metrics: Metrics;
   /** The /metrics and /healthz listener, when the config has `admin`. */
   readonly admin: AdminServer | undefined;
-  /** Swaps the tenant directory atomically: new logins see the new tenants, open sessions are untouched. */
-  reloadTenants(config: Config): void;
+  /**
+   * Swaps the tenant directory (and, when given, the certificates read from the same config)
+   * atomically: new logins and handshakes see the new ones, open sessions are untouched.
+   */
+  reloadTenants(config: Config, tls?: TlsStore): void;
   /**
    * Stops every listener: sessions still logging in get a goodbye, logged-in ones get `graceMs`
    * (default: each listener's `shutdownGraceMs`) to finish. Again with 0: cut them now.
@@ -37,9 +41,12 @@ export interface Concierge {
  * Opens every configured listener. Rejects (closing what it opened) if one cannot bind.
  * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`).
  */
-export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean } = {}): Promise<Concierge> {
+export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean; tls?: TlsStore } = {}): Promise<Concierge> {
   const logger = options.logger ?? createLogger(config.log.level);
   let directory = new TenantDirectory(config);
+  let tls = options.tls ?? (await TlsStore.load(config, logger));
+  /** Listener certificates come from the store of the config the listeners were opened with, until a reload with the same listeners. */
+  let listenerTls = tls;
   const traffic = new Map<string, TenantTraffic>();
   const count = (outcome: SessionOutcome) => {
     if (!outcome.tenant) return;
@@ -51,12 +58,21 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   };
   const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
   let stopping = false;
-  const listeners = config.listeners.map((l) => {
+  const listeners = config.listeners.map((l, index) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
     const module = base.forListener?.(l) ?? base;
     const name = `${l.protocol}@${l.address}:${l.port}`;
-    return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count, metrics: metrics.forListener(name, l.protocol) });
+    return new Listener(l, {
+      module,
+      directory: () => directory,
+      tls: () => listenerTls.forListener(index),
+      backendTls: (backend) => tls.forBackend(backend),
+      limits: effectiveLimits(config, l),
+      logger,
+      onSessionDone: count,
+      metrics: metrics.forListener(name, l.protocol),
+    });
   });
   let admin: AdminServer | undefined;
   try {
@@ -75,8 +91,12 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     logger,
     metrics,
     admin,
-    reloadTenants(next) {
+    reloadTenants(next, nextTls) {
       directory = new TenantDirectory(next);
+      if (nextTls) {
+        tls = nextTls;
+        if (JSON.stringify(next.listeners) === JSON.stringify(config.listeners)) listenerTls = nextTls;
+      }
       logger.info('tenants reloaded', { tenants: next.tenants.length });
       const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });

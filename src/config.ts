@@ -72,9 +72,21 @@ const listenerLimitsSchema = z.strictObject(
   Object.fromEntries(Object.entries(limitsSchema.shape).map(([key, field]) => [key, (field as z.ZodDefault<z.ZodType>).unwrap().optional()])),
 ) as unknown as z.ZodType<Partial<Limits>>;
 
+/** A certificate chain and its private key, PEM files; paths relative to the config file. Re-read on reload. */
+const certificateSchema = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
+export type CertificateFiles = z.infer<typeof certificateSchema>;
+
 const backendSchema = z.strictObject({
   host,
   port: backendPort,
+  /** TLS toward the backend: "implicit" from the first byte, "starttls" after the protocol's upgrade command. Default "none". */
+  tls: z.enum(['none', 'starttls', 'implicit'], { error: 'tls must be "none", "starttls" or "implicit"' }).optional(),
+  /** PEM file of the CA(s) that sign the backend's certificate; default: Node's bundled public CAs. */
+  ca: z.string().min(1).optional(),
+  /** The name the backend's certificate must carry (and the SNI sent); default: `host` when it is a name. */
+  servername: z.hostname({ error: 'must be a host name' }).optional(),
+  /** Accept any backend certificate. Logged as a warning at start: for tests and migrations only. */
+  insecureSkipVerify: z.boolean().optional(),
   /** SMTP only: pass the client's address, port and HELO name with XCLIENT when the backend advertises it (Postfix). */
   xclient: z.boolean().optional(),
   /** SMTP only: open the backend connection with a PROXY protocol header (v1 text or v2 binary) carrying the client's address. */
@@ -105,6 +117,14 @@ const listenerSchema = z.strictObject({
   hostname: z.hostname({ error: 'must be a host name' }).optional(),
   /** SMTP only: the SIZE advertised and enforced, in octets (RFC 1870). Default 25 MiB. */
   maxMessageSize: z.int().min(1024, { error: 'must be at least 1024 octets' }).max(2 ** 31 - 1).optional(),
+  /** Client TLS: "implicit" from the first byte (995, 465, 990), "starttls" offered as STLS / STARTTLS / AUTH TLS. Default "none". */
+  tls: z.enum(['none', 'starttls', 'implicit'], { error: 'tls must be "none", "starttls" or "implicit"' }).optional(),
+  /** The listener's default certificate; tenants' own are chosen by SNI. Required when tls is not "none". */
+  certificate: certificateSchema.optional(),
+  /** starttls only: logins (and SMTP mail) are refused until the client has upgraded. */
+  requireTls: z.boolean().optional(),
+  /** FTP with TLS only: data connections must be protected (PROT P); PROT C and transfers without PROT P get 521/534. */
+  requireProtP: z.boolean().optional(),
   /** SMTP mx only: how long the greeting is held back; a client that talks before it gets 421 (pregreet test). Default 0. */
   greetingDelayMs: z.int().min(0).max(30_000).optional(),
 });
@@ -118,6 +138,8 @@ const tenantSchema = z.strictObject({
   /** A connection arriving on one of these belongs to this tenant even without a domain in the login. */
   localAddresses: z.array(ipAddress).default([]),
   backendUser: z.enum(['local', 'full']).default('local'),
+  /** Served to clients whose TLS server name (SNI) is the tenant's domain, an alias, or a name under them. */
+  certificate: certificateSchema.optional(),
   backends: z
     .strictObject({
       pop3: z.array(backendSchema).default([]),
@@ -219,6 +241,7 @@ function crossCheck(config: Config): string[] {
     });
     problems.push(...checkFtpListener(config, l, i));
     problems.push(...checkSmtpListener(config, l, i));
+    problems.push(...checkListenerTls(l, i));
     const lim = effectiveLimits(config, l);
     const where = l.limits ? `listeners[${i}].limits` : 'limits';
     // A phase must fit inside the phase that contains it, or its own timer can never fire.
@@ -275,6 +298,16 @@ function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string
   return problems;
 }
 
+/** A TLS listener has a certificate; requireTls only means something where TLS is optional. */
+function checkListenerTls(l: ListenerConfig, i: number): string[] {
+  const problems: string[] = [];
+  const mode = l.tls ?? 'none';
+  if (mode !== 'none' && !l.certificate) problems.push(`listeners[${i}].certificate: a listener with tls "${mode}" needs a default certificate { "cert": …, "key": … }`);
+  if (l.requireTls && mode !== 'starttls') problems.push(`listeners[${i}].requireTls: only a listener with tls "starttls" takes requireTls (implicit TLS is always on)`);
+  if (l.requireProtP && (l.protocol !== 'ftp' || mode === 'none')) problems.push(`listeners[${i}].requireProtP: only an ftp listener with tls takes requireProtP`);
+  return problems;
+}
+
 /** Backend options that only SMTP understands, and at most one way of passing the client's identity. */
 function checkBackendOptions(config: Config): string[] {
   const problems: string[] = [];
@@ -282,6 +315,9 @@ function checkBackendOptions(config: Config): string[] {
     for (const [protocol, backends] of Object.entries(t.backends)) {
       backends.forEach((b, j) => {
         const where = `tenants[${i}].backends.${protocol}[${j}]`;
+        if ((b.tls ?? 'none') === 'none') {
+          for (const key of ['ca', 'servername', 'insecureSkipVerify'] as const) if (b[key] !== undefined) problems.push(`${where}.${key}: only a backend with tls takes ${key}`);
+        }
         if (protocol !== 'smtp') {
           for (const key of ['xclient', 'proxyProtocol'] as const) if (b[key] !== undefined) problems.push(`${where}.${key}: only an smtp backend takes ${key}`);
         } else if (b.xclient && b.proxyProtocol !== undefined) {
@@ -329,6 +365,16 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), file?: string
   const config = result.data;
   config.demo?.pop3Servers.forEach((d) => (d.maildir = path.resolve(baseDir, d.maildir)));
   config.demo?.ftpServers.forEach((d) => (d.root = path.resolve(baseDir, d.root)));
+  const resolveFiles = (c: CertificateFiles | undefined) => {
+    if (!c) return;
+    c.cert = path.resolve(baseDir, c.cert);
+    c.key = path.resolve(baseDir, c.key);
+  };
+  config.listeners.forEach((l) => resolveFiles(l.certificate));
+  for (const t of config.tenants) {
+    resolveFiles(t.certificate);
+    for (const b of Object.values(t.backends).flat()) if (b.ca) b.ca = path.resolve(baseDir, b.ca);
+  }
   return config;
 }
 

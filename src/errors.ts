@@ -29,7 +29,7 @@ export class ConciergeError extends Error {
 
 /** The backend could not be reached, or broke the dialogue before giving a verdict: try the next one. */
 export class BackendError extends ConciergeError {
-  constructor(code: 'BACKEND_CONNECT' | 'BACKEND_TIMEOUT' | 'BACKEND_CLOSED' | 'BACKEND_PROTOCOL' | 'BACKEND_LINE_TOO_LONG', message: string, options?: { cause?: unknown }) {
+  constructor(code: 'BACKEND_CONNECT' | 'BACKEND_TIMEOUT' | 'BACKEND_CLOSED' | 'BACKEND_PROTOCOL' | 'BACKEND_LINE_TOO_LONG' | 'BACKEND_TLS', message: string, options?: { cause?: unknown }) {
     super(code, 'tempFailure', message, options);
   }
 }

@@ -33,16 +33,56 @@ export class LineChannel {
 
   /** With a `hook`, chunks come from the socket's onread callback instead of 'data' events. */
   constructor(
-    readonly socket: Socket,
+    private sock: Socket,
     readonly side: 'client' | 'backend',
     private readonly maxLineLength: number,
-    private readonly hook?: ReadHook,
+    private hook?: ReadHook,
   ) {
+    this.listen();
+  }
+
+  /** The socket lines are read from (a TLS socket once upgraded). */
+  get socket(): Socket {
+    return this.sock;
+  }
+
+  private listen(): void {
+    const { sock, hook } = this;
     if (hook) hook.attach(this.onHookData);
-    else socket.on('data', this.onData);
-    socket.on('end', this.onEnd);
-    socket.on('close', this.onEnd);
-    socket.on('error', this.onError);
+    else sock.on('data', this.onData);
+    sock.on('end', this.onEnd);
+    sock.on('close', this.onEnd);
+    sock.on('error', this.onError);
+  }
+
+  private unlisten(): void {
+    this.hook?.detach();
+    this.sock.off('data', this.onData);
+    this.sock.off('end', this.onEnd);
+    this.sock.off('close', this.onEnd);
+    this.sock.off('error', this.onError);
+  }
+
+  /**
+   * STARTTLS, step 1: stops reading the plaintext socket and drops what it held. Bytes a client
+   * sent after its STARTTLS line and before the handshake are never executed (the command
+   * injection of CVE-2011-0411 and its kind). Returns how many bytes were dropped; the socket is
+   * left paused for the TLS layer.
+   */
+  detachForTls(): number {
+    const dropped = this.buffer.length;
+    this.unlisten();
+    this.hook = undefined;
+    this.sock.pause();
+    this.buffer = Buffer.alloc(0);
+    this.discarding = false;
+    return dropped;
+  }
+
+  /** STARTTLS, step 2: frames lines on the TLS socket from now on. */
+  attachTls(socket: Socket): void {
+    this.sock = socket;
+    this.listen();
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -206,11 +246,7 @@ export class LineChannel {
   release(): Buffer {
     this.released = true;
     clearTimeout(this.timer);
-    this.hook?.detach();
-    this.socket.off('data', this.onData);
-    this.socket.off('end', this.onEnd);
-    this.socket.off('close', this.onEnd);
-    this.socket.off('error', this.onError);
+    this.unlisten();
     this.socket.pause();
     const rest = this.buffer;
     this.buffer = Buffer.alloc(0);

@@ -9,6 +9,7 @@ import { FailureTiming } from './failure-timing.js';
 import type { ListenerMetrics, RefusalLimit } from './metrics.js';
 import { Session, type SessionOutcome } from './session.js';
 import { unmapIPv4, type TenantDirectory } from './tenants.js';
+import type { SessionDeps } from './session.js';
 
 /** After the refusal line, how long a refused client may take to close before its socket is destroyed. */
 const REFUSAL_LINGER_MS = 2_000;
@@ -19,6 +20,8 @@ const MAX_LINGERING_REFUSALS = 1_000;
 export interface ListenerDeps {
   readonly module: ProtocolModule;
   readonly directory: () => TenantDirectory;
+  readonly tls?: SessionDeps['tls'];
+  readonly backendTls?: SessionDeps['backendTls'];
   readonly limits: Limits;
   readonly logger: Logger;
   readonly onSessionDone: (outcome: SessionOutcome) => void;
@@ -101,6 +104,8 @@ export class Listener {
     const session = new Session(socket, {
       module: this.deps.module,
       directory: this.deps.directory,
+      tls: this.deps.tls,
+      backendTls: this.deps.backendTls,
       limits: this.deps.limits,
       banner: this.config.banner,
       logger: this.deps.logger,

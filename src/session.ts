@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { BackendLink, BackendTarget, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
+import type { BackendLink, BackendTarget, ClientTls, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
 import type { Backend, Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
@@ -10,6 +10,7 @@ import { type Logger, SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
 import { splice } from './splice.js';
 import type { Route, TenantDirectory } from './tenants.js';
+import { acceptTls, type BackendTlsOptions, connectTls, type ListenerTls } from './tls.js';
 import { unmapIPv4 } from './tenants.js';
 
 /** What a listener hands each of its sessions. */
@@ -28,6 +29,10 @@ export interface SessionDeps {
   readonly data?: DataSetup;
   /** Login outcomes as they happen, for counters. */
   readonly events?: SessionEvents;
+  /** The listener's client TLS (read at each session: certificates are re-read on reload). */
+  readonly tls?: () => ListenerTls | undefined;
+  /** How to speak TLS to a backend, when it is configured for it. */
+  readonly backendTls?: (backend: Backend) => BackendTlsOptions | undefined;
 }
 
 /** What a session reports besides its log lines (the listener's metrics). */
@@ -53,7 +58,7 @@ interface LoggedIn {
   readonly socket: Socket;
   readonly channel: LineChannel;
   readonly verdict: Verdict & { ok: true };
-  readonly hook: ReadHook;
+  readonly hook: ReadHook | undefined;
 }
 
 /** Bytes of a backend's greeting or reply line, generous: the backend is trusted more than clients. */
@@ -87,10 +92,21 @@ export class Session {
   private outcome: SessionOutcome | undefined;
   private reported = false;
 
+  /** The client's socket: the accepted one, or the TLS socket over it once the handshake is done. */
+  private client: Socket;
+  /** Client TLS state: the listener's settings, and the handshake's outcome once done. */
+  private readonly tlsView: ListenerTls | undefined;
+  private tlsContext: import('node:tls').SecureContext | undefined;
+  /** The tenant the client's TLS server name (SNI) named: the default tenant of a bare login. */
+  private sniTenant: string | undefined;
+
   constructor(
-    private readonly client: Socket,
+    private readonly raw: Socket,
     private readonly deps: SessionDeps,
   ) {
+    const client = raw;
+    this.client = raw;
+    this.tlsView = deps.tls?.();
     // ws's lesson: the error handler goes on before anything else can fail.
     client.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
     client.on('close', () => {
@@ -119,15 +135,11 @@ export class Session {
 
   private async run(): Promise<void> {
     const { module, limits } = this.deps;
+    if (this.tlsView?.mode === 'implicit') await this.handshake();
     const clientChannel = new LineChannel(this.client, 'client', limits.maxLineLength ?? module.maxLineLength);
     if (module.serve) return this.serve(clientChannel, module.serve);
-    const ctx = this.loginContext();
-    // A client that hangs up while its login is with the backend is gone: stop the replay now
-    // rather than when the backend answers. With commands still buffered (`nc -N` style
-    // pipelining) the login goes on, and the splice passes the half-close on.
-    this.client.once('end', () => {
-      if (this.phase === 'login' && clientChannel.buffered === 0) this.close('client closed');
-    });
+    const ctx = this.loginContext(clientChannel);
+    this.watchClientEnd(clientChannel);
     this.client.write(module.greeting(this.deps.banner));
     for (let attempt = 1; ; attempt++) {
       const login = await module.readLogin(clientChannel, ctx);
@@ -135,7 +147,7 @@ export class Session {
       const credentialsAt = Date.now();
       this.tenant = undefined;
       this.log.with({ tenant: undefined, backend: undefined });
-      const route = this.deps.directory().resolve(login.name, module.name, this.client.localAddress);
+      const route = this.deps.directory().resolve(login.name, module.name, this.client.localAddress, this.sniTenant);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
         : { ok: false, reason: 'unknownTenant' };
@@ -157,6 +169,59 @@ export class Session {
     }
   }
 
+  /**
+   * A client that hangs up while its login is with the backend is gone: stop the replay now
+   * rather than when the backend answers. With commands still buffered (`nc -N` style
+   * pipelining) the login goes on, and the splice passes the half-close on.
+   */
+  private watchClientEnd(clientChannel: LineChannel): void {
+    this.client.once('end', () => {
+      if (this.phase === 'login' && clientChannel.buffered === 0) this.close('client closed');
+    });
+  }
+
+  /** The server side of the client's TLS handshake; the session goes on over the TLS socket. */
+  private async handshake(): Promise<void> {
+    const view = this.tlsView!;
+    const raw = this.client;
+    try {
+      const accepted = await acceptTls(raw, view, this.deps.limits.loginTimeoutMs);
+      this.ensureOpen();
+      this.client = accepted.socket;
+      this.tlsContext = accepted.context;
+      this.sniTenant = accepted.sniTenant;
+      accepted.socket.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
+      this.log.with({ tls: accepted.socket.getProtocol() ?? 'tls', ...(accepted.sniTenant ? { sni: accepted.sniTenant } : {}) });
+      if (this.deps.logger.isDebugEnabled()) this.log.debug('tls established', { cipher: accepted.socket.getCipher().name, servername: (accepted.socket as unknown as { servername?: string }).servername });
+    } catch (err) {
+      if (this.phase !== 'closed') this.log.info('tls handshake failed', { error: (err as Error).message });
+      throw new ClientGoneError('CLIENT_ERROR', `TLS handshake failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** STLS / STARTTLS / AUTH TLS: the module has said "go ahead"; the channel now reads the TLS socket. */
+  private async startClientTls(channel: LineChannel): Promise<void> {
+    const dropped = channel.detachForTls();
+    if (dropped > 0) this.log.warn('bytes after the TLS upgrade command dropped', { bytes: dropped });
+    await this.handshake();
+    channel.attachTls(this.client);
+    if (this.phase === 'login') this.watchClientEnd(channel);
+  }
+
+  /** A backend configured for STARTTLS: the module has read the backend's go-ahead; the channel now reads TLS. */
+  private async startBackendTls(channel: LineChannel, options: BackendTlsOptions): Promise<void> {
+    channel.detachForTls();
+    const raw = channel.socket;
+    try {
+      const secure = await connectTls(raw, options.options, this.deps.limits.backendReplyTimeoutMs);
+      secure.on('error', () => {});
+      this.backend = secure;
+      channel.attachTls(secure);
+    } catch (err) {
+      throw new BackendError('BACKEND_TLS', `TLS with the backend failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   /** Tries each backend of the route in order: dial from the tenant's address, replay the login. */
   private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure'; reply?: string }> {
     this.tenant = route.tenant.domain;
@@ -164,13 +229,14 @@ export class Session {
     for (const backend of route.backends) {
       const where = `${backend.host}:${backend.port}`;
       try {
-        const hook = new ReadHook();
+        const tls = this.deps.backendTls?.(backend);
+        // The onread fast path reads the TCP socket itself: a TLS backend is read through its TLS socket.
+        const hook = tls ? undefined : new ReadHook();
         const channel = await this.attachBackend(backend, route.tenant.sourceAddress, hook);
-        const { socket } = channel;
-        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, { address: where, options: backend, sourceAddress: route.tenant.sourceAddress });
+        const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, this.target(backend, where, route.tenant.sourceAddress));
         if (verdict.ok) {
           this.log.with({ backend: where, source: route.tenant.sourceAddress });
-          return { socket, channel, verdict, hook };
+          return { socket: channel.socket, channel, verdict, hook };
         }
         this.dropBackend();
         return verdict;
@@ -254,8 +320,10 @@ export class Session {
       limits: deps.limits,
       log: this.log,
       peer: this.peer(),
-      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, client.localAddress)?.tenant.domain,
+      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, client.localAddress, this.sniTenant)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
+      tls: this.tlsState(),
+      startTls: () => this.startClientTls(clientChannel),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
     };
@@ -266,7 +334,7 @@ export class Session {
   private async connectRoute<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'> {
     this.ensureOpen();
     this.disconnectBackend();
-    const route = this.deps.directory().resolve(name, this.deps.module.name, this.client.localAddress);
+    const route = this.deps.directory().resolve(name, this.deps.module.name, this.client.localAddress, this.sniTenant);
     if (!route) return 'unknownTenant';
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant, backend: undefined });
@@ -276,7 +344,7 @@ export class Session {
       try {
         const channel = await this.attachBackend(backend, sourceAddress);
         this.ensureOpen();
-        const result = await handshake(channel, { address, options: backend, sourceAddress });
+        const result = await handshake(channel, this.target(backend, address, sourceAddress));
         this.ensureOpen();
         clearTimeout(this.loginTimer);
         this.log.with({ backend: address, source: sourceAddress });
@@ -291,7 +359,22 @@ export class Session {
     return 'tempFailure';
   }
 
-  /** Dials one backend from the tenant's address; from the connect on, the session owns the socket. */
+  /** What a module's handshake knows of one backend, with the STARTTLS step the session runs for it. */
+  private target(backend: Backend, address: string, sourceAddress: string | undefined): BackendTarget {
+    const tls = this.deps.backendTls?.(backend);
+    return {
+      address,
+      options: backend,
+      sourceAddress,
+      tls: tls?.mode ?? 'none',
+      startTls: (channel) => (tls ? this.startBackendTls(channel, tls) : Promise.reject(new BackendError('BACKEND_TLS', 'backend has no TLS settings'))),
+    };
+  }
+
+  /**
+   * Dials one backend from the tenant's address (and with implicit TLS, handshakes); from the
+   * connect on, the session owns the socket.
+   */
   private async attachBackend(backend: Backend, sourceAddress: string | undefined, hook?: ReadHook): Promise<LineChannel> {
     this.pendingDial = dialBackend(backend, sourceAddress, this.deps.limits.connectTimeoutMs, hook);
     let socket: Socket;
@@ -304,6 +387,17 @@ export class Session {
     this.openSockets++;
     socket.once('close', () => this.socketClosed());
     socket.on('error', () => {}); // the channels and splice report errors; this keeps a late one from crashing us
+    const tls = this.deps.backendTls?.(backend);
+    if (tls?.mode === 'implicit') {
+      try {
+        const secure = await connectTls(socket, tls.options, this.deps.limits.backendReplyTimeoutMs);
+        secure.on('error', () => {});
+        this.backend = secure;
+        socket = secure;
+      } catch (err) {
+        throw new BackendError('BACKEND_TLS', `TLS with ${backend.host}:${backend.port} failed: ${(err as Error).message}`, { cause: err });
+      }
+    }
     return new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
   }
 
@@ -332,13 +426,15 @@ export class Session {
     };
   }
 
-  private loginContext(): LoginContext {
+  private loginContext(clientChannel: LineChannel): LoginContext {
     const session = this;
     let peer: Peer | undefined;
     return {
       limits: this.deps.limits,
       banner: this.deps.banner,
       log: this.log,
+      tls: this.tlsState(),
+      startTls: () => this.startClientTls(clientChannel),
       // Two system calls that only SMTP's XCLIENT / PROXY header need: made when first asked.
       get peer() {
         return (peer ??= session.peer());
@@ -347,6 +443,22 @@ export class Session {
         this.ensureOpen();
         this.countError(why);
         this.client.write(reply ?? this.deps.module.reply(kind));
+      },
+    };
+  }
+
+  /** The client's TLS as a module sees it, read live (it changes at STARTTLS). */
+  private tlsState(): ClientTls {
+    const session = this;
+    return {
+      get offered() {
+        return session.tlsView?.mode === 'starttls' && session.tlsContext === undefined;
+      },
+      get active() {
+        return session.tlsContext !== undefined;
+      },
+      get required() {
+        return session.tlsView?.requireTls === true;
       },
     };
   }

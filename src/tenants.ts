@@ -7,7 +7,7 @@ export type Protocol = keyof TenantConfig['backends'];
 export interface Route {
   readonly tenant: TenantConfig;
   /** How the tenant was found. */
-  readonly matchedBy: 'domain' | 'alias' | 'localAddress';
+  readonly matchedBy: 'domain' | 'alias' | 'localAddress' | 'sni';
   readonly backends: readonly Backend[];
   /** The user name the backend is sent, per the tenant's `backendUser`. */
   readonly backendUser: string;
@@ -35,13 +35,13 @@ export class TenantDirectory {
    * Undefined when no tenant hosts it or the tenant has no backend for the protocol:
    * callers must answer that exactly like a wrong password.
    */
-  resolve(loginName: string, protocol: Protocol, localAddress?: string): Route | undefined {
-    const decision = this.explain(loginName, protocol, localAddress);
+  resolve(loginName: string, protocol: Protocol, localAddress?: string, sniTenant?: string): Route | undefined {
+    const decision = this.explain(loginName, protocol, localAddress, sniTenant);
     return 'route' in decision ? decision.route : undefined;
   }
 
   /** The routing decision with the reason when there is no route (for `concierge route` and logs). */
-  explain(loginName: string, protocol: Protocol, localAddress?: string): { route: Route } | { reason: string } {
+  explain(loginName: string, protocol: Protocol, localAddress?: string, sniTenant?: string): { route: Route } | { reason: string } {
     const name = parseLogin(loginName, this.separators);
     if (!name) return { reason: 'not a valid login name' };
     let tenant: TenantConfig | undefined;
@@ -51,6 +51,10 @@ export class TenantDirectory {
       if (!hit) return { reason: `no tenant has the domain or alias "${name.domain}"` };
       tenant = hit.tenant;
       matchedBy = hit.alias ? 'alias' : 'domain';
+    } else if (sniTenant !== undefined && this.byName.has(sniTenant)) {
+      // The TLS server name named the tenant: a bare user name is that tenant's.
+      tenant = this.byName.get(sniTenant)!.tenant;
+      matchedBy = 'sni';
     } else {
       tenant = localAddress === undefined ? undefined : this.byLocalAddress.get(unmapIPv4(localAddress));
       if (!tenant) return { reason: `no domain in the login and no tenant has the local address ${localAddress ?? '(none given)'}` };

@@ -33,9 +33,17 @@ function verdictOf(reply: Reply, step: string): Verdict {
  * segment when the backend pipelines), or
  * AUTH PLAIN when the client used it, one expected reply per step.
  */
-export async function replayPop3Login(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, { address }: BackendTarget): Promise<Verdict> {
+export async function replayPop3Login(backend: LineChannel, login: LoginRequest, backendUser: string, ctx: LoginContext, target: BackendTarget): Promise<Verdict> {
+  const { address } = target;
   const greeting = await readReply(backend, ctx, 'while reading the greeting');
   if (!greeting.ok) throw new BackendError('BACKEND_PROTOCOL', 'backend greeted with an error');
+  if (target.tls === 'starttls') {
+    // RFC 2595 §4: STLS, "+OK", then the handshake; the credentials only ever cross it encrypted.
+    backend.writeLine('STLS');
+    const go = await readReply(backend, ctx, 'while starting TLS');
+    if (!go.ok) throw new BackendError('BACKEND_TLS', `backend refused STLS: ${go.line.slice(0, 80)}`);
+    await target.startTls(backend);
+  }
 
   if (login.method === 'PLAIN') {
     const response = encodePlain(backendUser, login.secret);

@@ -2,7 +2,7 @@ import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
 import { type DialogueOutcome, runDialogue } from '../command.js';
 import type { LoginContext, LoginRequest } from '../types.js';
-import { PRE_LOGIN_CAPABILITIES } from './replies.js';
+import { PRE_LOGIN_CAPABILITIES, TLS_REQUIRED } from './replies.js';
 import { decodePlain } from './sasl-plain.js';
 
 /**
@@ -25,10 +25,33 @@ type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue
 /** RFC 5034 §4: a SASL response line may exceed the 255-octet command limit. */
 const MAX_SASL_LINE = 2048;
 
-const capa: Handler = (_arg, client, _ctx, d) => {
-  client.write(`+OK Capability list follows\r\n${PRE_LOGIN_CAPABILITIES.join('\r\n')}\r\n.\r\n`);
+/** RFC 2595 §4: STLS is listed while the upgrade is possible; where TLS is required, no login method is listed before it. */
+const capa: Handler = (_arg, client, ctx, d) => {
+  const plaintextRefused = ctx.tls.required && !ctx.tls.active;
+  const lines = PRE_LOGIN_CAPABILITIES.filter((c) => !plaintextRefused || (c !== 'USER' && !c.startsWith('SASL')));
+  if (ctx.tls.offered) lines.push('STLS');
+  client.write(`+OK Capability list follows\r\n${lines.join('\r\n')}\r\n.\r\n`);
   return { next: d.state };
 };
+
+/** RFC 2595 §4: after the handshake the session starts over in AUTHORIZATION (a USER given before is forgotten). */
+const stls: Handler = async (_arg, client, ctx, d) => {
+  if (!ctx.tls.offered) {
+    ctx.reject(ctx.tls.active ? 'badSequence' : 'syntax', ctx.tls.active ? 'STLS inside TLS' : 'STLS not offered', ctx.tls.active ? undefined : '-ERR STLS not available\r\n');
+    return { next: d.state };
+  }
+  client.write('+OK Begin TLS negotiation\r\n');
+  await ctx.startTls();
+  d.user = undefined;
+  return { next: 'authorization' };
+};
+
+/** Where the listener requires TLS, a login before it is refused and counted. */
+function refusedBeforeTls(ctx: LoginContext): boolean {
+  if (!ctx.tls.required || ctx.tls.active) return false;
+  ctx.reject('authFailed', 'plaintext login refused: TLS required', TLS_REQUIRED);
+  return true;
+}
 
 const quit: Handler = (_arg, client) => {
   client.write('+OK Bye\r\n');
@@ -36,6 +59,7 @@ const quit: Handler = (_arg, client) => {
 };
 
 const user: Handler = (arg, client, ctx, d) => {
+  if (refusedBeforeTls(ctx)) return { next: 'authorization' };
   if (!parseLogin(arg, [])) {
     ctx.reject('syntax', 'USER without a valid name');
     return { next: 'authorization' };
@@ -54,6 +78,7 @@ const pass: Handler = (arg, _client, ctx, d) => {
 };
 
 const auth: Handler = async (arg, client, ctx, d) => {
+  if (refusedBeforeTls(ctx)) return { next: 'authorization' };
   const [mechanism = '', initial, extra] = arg.split(' ');
   if (mechanism.toUpperCase() !== 'PLAIN') {
     ctx.reject('syntax', 'AUTH mechanism not offered', '-ERR Unsupported authentication mechanism\r\n');
@@ -88,14 +113,14 @@ const auth: Handler = async (arg, client, ctx, d) => {
 
 /** RFC 1939 §4 commands valid before login, per state; everything else is badSequence. */
 const commands = {
-  authorization: { CAPA: capa, USER: user, AUTH: auth, QUIT: quit },
-  userGiven: { CAPA: capa, USER: user, PASS: pass, AUTH: auth, QUIT: quit },
+  authorization: { CAPA: capa, STLS: stls, USER: user, AUTH: auth, QUIT: quit },
+  userGiven: { CAPA: capa, STLS: stls, USER: user, PASS: pass, AUTH: auth, QUIT: quit },
 } satisfies Record<State, Record<string, Handler>>;
 
 /** Runs AUTHORIZATION until credentials arrive or the client quits. */
 export function readPop3Login(client: LineChannel, ctx: LoginContext): Promise<LoginRequest | undefined> {
   return runDialogue<State, Dialogue>(client, ctx, { state: 'authorization' }, commands, (verb) => {
-    const known = verb in commands.userGiven || /^(STAT|LIST|RETR|DELE|NOOP|RSET|TOP|UIDL|APOP|STLS)$/.test(verb);
+    const known = verb in commands.userGiven || /^(STAT|LIST|RETR|DELE|NOOP|RSET|TOP|UIDL|APOP)$/.test(verb);
     ctx.reject(known ? 'badSequence' : 'syntax', known ? `${verb} before login` : 'unknown command');
   });
 }

@@ -16,4 +16,7 @@ export const pop3Replies: Record<ReplyKind, string> = {
 /** What Concierge itself offers before login (RFC 2449 §5). Never IMPLEMENTATION: no version leaks. */
 export const PRE_LOGIN_CAPABILITIES = ['USER', 'SASL PLAIN', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING'];
 
+/** A plaintext login where the listener requires TLS (RFC 3206's AUTH code: the client should not retry as is). */
+export const TLS_REQUIRED = '-ERR [AUTH] TLS required: send STLS first\r\n';
+
 export const DEFAULT_BANNER = 'POP3 server ready';

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 
 /** A plain TCP client for exact protocol checks: send bytes, read CRLF lines, see the close. */
@@ -26,6 +27,25 @@ export class RawClient {
   static async connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<RawClient> {
     const socket = net.connect({ host: options.host ?? '127.0.0.1', port, localAddress: options.localAddress });
     await once(socket, 'connect');
+    return new RawClient(socket);
+  }
+
+  /** Connects with TLS from the first byte (implicit TLS). */
+  static async connectTls(port: number, options: tls.ConnectionOptions & { localAddress?: string } = {}): Promise<RawClient> {
+    const socket = tls.connect({ host: '127.0.0.1', port, ...options });
+    await once(socket, 'secureConnect');
+    return new RawClient(socket);
+  }
+
+  /**
+   * Upgrades this connection (after STLS / STARTTLS / AUTH TLS was answered): the returned client
+   * reads and writes through TLS; this one must not be used any more.
+   */
+  async startTls(options: tls.ConnectionOptions = {}): Promise<RawClient> {
+    if (this.buffer.length > 0) throw new Error(`bytes before the handshake: ${JSON.stringify(this.buffer.toString('latin1'))}`);
+    this.socket.removeAllListeners('data');
+    const socket = tls.connect({ ...options, socket: this.socket });
+    await once(socket, 'secureConnect');
     return new RawClient(socket);
   }
 

@@ -1,0 +1,145 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import Pop3Command from 'node-pop3';
+import { TestCa, type IssuedCertificate } from './support/certificates.js';
+import { PASSWORD_A, PASSWORD_B, startTwoTenants, type TwoTenants } from './support/fixtures.js';
+import { RawClient } from './support/raw-client.js';
+
+const run = promisify(execFile);
+
+/** The subject names of the certificate a TLS client was shown. */
+function namesSeen(c: RawClient): string {
+  const der = (c.socket as TLSSocket).getPeerCertificate().raw;
+  return new X509Certificate(der).subjectAltName ?? '';
+}
+
+describe('POP3 over TLS: STLS, implicit POP3S, SNI certificates, requireTls', () => {
+  let ca: TestCa;
+  let hostCert: IssuedCertificate;
+  let tenantCert: IssuedCertificate;
+  let env: TwoTenants;
+  let starttlsPort: number;
+  let implicitPort: number;
+
+  before(async () => {
+    ca = await TestCa.create();
+    hostCert = await ca.issue(['mail.host.example', '127.0.0.1']);
+    tenantCert = await ca.issue(['a.example', '*.a.example']);
+    env = await startTwoTenants({
+      patch: (raw) => {
+        raw.listeners = [
+          { protocol: 'pop3', address: '127.0.0.1', port: 0, tls: 'starttls', requireTls: true, certificate: { cert: hostCert.cert, key: hostCert.key } },
+          { protocol: 'pop3', address: '127.0.0.1', port: 0, tls: 'implicit', certificate: { cert: hostCert.cert, key: hostCert.key } },
+        ];
+      },
+      tenantPatch: (tenants) => {
+        tenants[0]!.certificate = { cert: tenantCert.cert, key: tenantCert.key };
+      },
+    });
+    starttlsPort = env.concierge.listeners[0]!.address().port;
+    implicitPort = env.concierge.listeners[1]!.address().port;
+  });
+  after(async () => {
+    if (process.env.SHOW_LOGS) console.log(env.logs.lines().join('\n'));
+    await env.close();
+    await ca.remove();
+  });
+
+  test('implicit TLS: node-pop3 retrieves each tenant’s mail, verifying the listener’s certificate', async () => {
+    for (const [user, password, text] of [
+      ['alice@a.example', PASSWORD_A, /mail for alice at a/],
+      ['alice@b.example', PASSWORD_B, /mail for alice at b/],
+    ] as const) {
+      const pop3 = new Pop3Command({ host: '127.0.0.1', port: implicitPort, user, password, tls: true, tlsOptions: { ca: ca.pem } });
+      assert.match(await pop3.RETR(1), text);
+      await pop3.QUIT();
+    }
+    assert.equal(env.backendA.connections.at(-1)?.remoteAddress, '127.0.0.2');
+    assert.equal(env.backendB.connections.at(-1)?.remoteAddress, '127.0.0.3');
+  });
+
+  test('curl pop3s:// and pop3:// --ssl-reqd (STLS) both log in and retrieve', async () => {
+    const common = ['-sS', '--max-time', '10', '--cacert', ca.certFile, '-u', `alice@a.example:${PASSWORD_A}`];
+    const { stdout: implicit } = await run('curl', [...common, `pop3s://127.0.0.1:${implicitPort}/1`]);
+    assert.match(implicit, /mail for alice at a/);
+    const { stdout: upgraded } = await run('curl', [...common, '--ssl-reqd', `pop3://127.0.0.1:${starttlsPort}/1`]);
+    assert.match(upgraded, /mail for alice at a/);
+  });
+
+  test('SNI picks the tenant’s certificate for its domain and names under it, the listener’s otherwise', async () => {
+    for (const [servername, expected] of [
+      ['a.example', /DNS:a\.example/],
+      ['pop.a.example', /DNS:a\.example/],
+      ['b.example', /DNS:mail\.host\.example/],
+      ['unknown.example', /DNS:mail\.host\.example/],
+    ] as const) {
+      const c = await RawClient.connectTls(implicitPort, { servername, ca: ca.pem, checkServerIdentity: () => undefined });
+      assert.match(namesSeen(c), expected, servername);
+      assert.match(await c.line(), /^\+OK /);
+      c.close();
+    }
+  });
+
+  test('the tenant SNI named is the tenant of a bare user name', async () => {
+    const c = await RawClient.connectTls(implicitPort, { servername: 'a.example', ca: ca.pem });
+    await c.line();
+    assert.equal(await c.command('USER alice'), '+OK');
+    assert.match(await c.command(`PASS ${PASSWORD_A}`), /^\+OK/);
+    assert.equal(env.backendA.connections.at(-1)?.user, 'alice');
+    assert.match(await c.command('QUIT'), /^\+OK/);
+    await c.closed;
+  });
+
+  test('requireTls: CAPA lists STLS and no login method, USER and AUTH are refused before STLS', async () => {
+    const seen = env.backendA.connections.length;
+    const c = await RawClient.connect(starttlsPort);
+    await c.line();
+    assert.match(await c.command('CAPA'), /^\+OK/);
+    assert.deepEqual(await c.multiline(), ['RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING', 'STLS']);
+    assert.match(await c.command('USER alice@a.example'), /^-ERR \[AUTH\] TLS required/);
+    assert.match(await c.command(`AUTH PLAIN ${Buffer.from(`\0alice@a.example\0${PASSWORD_A}`).toString('base64')}`), /^-ERR \[AUTH\] TLS required/);
+    assert.equal(await c.command('STLS'), '+OK Begin TLS negotiation');
+    const t = await c.startTls({ ca: ca.pem, servername: 'mail.host.example' });
+    assert.match(await t.command('CAPA'), /^\+OK/);
+    assert.deepEqual(await t.multiline(), ['USER', 'SASL PLAIN', 'RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING'], 'no STLS once encrypted');
+    assert.match(await t.command('STLS'), /^-ERR/);
+    assert.equal(await t.command('USER alice@a.example'), '+OK');
+    assert.match(await t.command(`PASS ${PASSWORD_A}`), /^\+OK/);
+    assert.equal(env.backendA.connections.length, seen + 1);
+    assert.match(await t.command('QUIT'), /^\+OK/);
+    await t.closed;
+  });
+
+  test('commands pipelined after STLS, before the handshake, are dropped unexecuted', async () => {
+    const seen = env.backendA.connections.length;
+    const c = await RawClient.connect(starttlsPort);
+    await c.line();
+    c.send(`STLS\r\nUSER alice@a.example\r\nPASS ${PASSWORD_A}\r\nCAPA\r\n`);
+    assert.equal(await c.line(), '+OK Begin TLS negotiation');
+    const t = await c.startTls({ ca: ca.pem, servername: 'mail.host.example' });
+    // The first reply inside TLS answers what was sent inside TLS: nothing injected ran.
+    assert.match(await t.command('NOOP'), /^-ERR/);
+    assert.match(await t.command('PASS whatever'), /^-ERR/, 'no USER was remembered');
+    t.close();
+    await t.closed;
+    assert.equal(env.backendA.connections.length, seen, 'no backend login from injected commands');
+    await env.concierge.listeners[0]!.whenIdle();
+    assert.ok(env.logs.records().some((l) => l.message === 'bytes after the TLS upgrade command dropped' && Number(l.bytes) > 0));
+  });
+
+  test('a client that fails the handshake is logged and leaves nothing open', async () => {
+    const c = await RawClient.connect(implicitPort);
+    c.send('USER alice@a.example\r\n'); // plaintext on the implicit port: not a ClientHello
+    await c.rest();
+    await env.concierge.listeners[1]!.whenIdle();
+    assert.ok(env.logs.records().some((l) => l.message === 'tls handshake failed'));
+  });
+
+  test('a client that does not trust the certificate gets no session (curl refuses it)', async () => {
+    await assert.rejects(run('curl', ['-sS', '--max-time', '10', '-u', `alice@a.example:${PASSWORD_A}`, `pop3s://127.0.0.1:${implicitPort}/1`]), (err: { code?: number }) => err.code === 60);
+  });
+});
