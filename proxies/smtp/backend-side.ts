@@ -37,6 +37,15 @@ export async function introduce(backend: LineChannel, target: BackendTarget, cli
   const greeting = await readReply(backend, timeoutMs, 'while reading the greeting');
   if (greeting.code !== 220) throw new BackendError('BACKEND_PROTOCOL', `backend greeted with ${greeting.code}`);
   let extensions = await ehlo(backend, hostname, timeoutMs);
+  if (target.tls === 'starttls') {
+    // RFC 3207: STARTTLS, 220, handshake, and EHLO again: what was offered in plaintext is forgotten.
+    if (!extensions.has('STARTTLS')) throw new BackendError('BACKEND_TLS', 'backend does not offer STARTTLS');
+    backend.writeLine('STARTTLS');
+    const go = await readReply(backend, timeoutMs, 'while sending STARTTLS');
+    if (go.code !== 220) throw new BackendError('BACKEND_TLS', `backend answered STARTTLS with ${go.code}`);
+    await target.startTls(backend);
+    extensions = await ehlo(backend, hostname, timeoutMs);
+  }
   const offered = extensions.get('XCLIENT');
   if (target.options.xclient && offered !== undefined) {
     const names = new Set(offered.toUpperCase().split(' '));
