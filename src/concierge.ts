@@ -93,13 +93,16 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     admin,
     reloadTenants(next, nextTls) {
       directory = new TenantDirectory(next);
+      // Certificates may change on reload; anything else about a listener needs a restart.
+      const listenersKept = listenerShape(next) === listenerShape(config);
       if (nextTls) {
         tls = nextTls;
-        if (JSON.stringify(next.listeners) === JSON.stringify(config.listeners)) listenerTls = nextTls;
+        if (listenersKept) listenerTls = nextTls;
       }
-      logger.info('tenants reloaded', { tenants: next.tenants.length });
-      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
-      if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
+      logger.info('tenants reloaded', { tenants: next.tenants.length, ...(nextTls ? { certificates: listenersKept ? 'reloaded' : 'backends and tenants only' } : {}) });
+      const ignored: string[] = (['limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      if (!listenersKept) ignored.unshift('listeners');
+      if (ignored.length > 0) logger.warn('reload applies tenants, certificates and login separators only: restart to apply the rest', { ignored });
     },
     async close(graceMs) {
       // /healthz says 503 from the first signal on, so a load balancer stops sending while sessions drain.
@@ -108,4 +111,9 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
       await (adminClosed ??= admin?.close());
     },
   };
+}
+
+/** A config's listeners without their certificates: what a reload cannot change. */
+function listenerShape(config: Config): string {
+  return JSON.stringify(config.listeners.map(({ certificate: _, ...rest }) => rest));
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
+import { copyFile } from 'node:fs/promises';
 import type { TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -242,6 +243,37 @@ describe('certificate files', () => {
         return true;
       });
     } finally {
+      await ca.remove();
+    }
+  });
+});
+
+describe('certificate reload', () => {
+  test('a certificate renewed at the same path is served to new connections after a reload', async () => {
+    const ca = await TestCa.create();
+    const first = await ca.issue(['first.example', '127.0.0.1']);
+    const second = await ca.issue(['second.example', '127.0.0.1']);
+    const live = { cert: `${ca.dir}/live.pem`, key: `${ca.dir}/live.key` };
+    await copyFile(first.cert, live.cert);
+    await copyFile(first.key, live.key);
+    const listeners = [{ protocol: 'pop3', address: '127.0.0.1', port: 0, tls: 'implicit', certificate: live }];
+    const env = await startTwoTenants({ patch: (raw) => (raw.listeners = listeners) });
+    try {
+      const seen = async () => {
+        const c = await RawClient.connectTls(env.port, { ca: ca.pem });
+        const names = namesSeen(c);
+        c.close();
+        return names;
+      };
+      assert.match(await seen(), /first\.example/);
+      await copyFile(second.cert, live.cert);
+      await copyFile(second.key, live.key);
+      const next = testConfig([], (raw) => (raw.listeners = listeners));
+      env.concierge.reloadTenants(next, await TlsStore.load(next));
+      assert.match(await seen(), /second\.example/);
+      assert.ok(!env.logs.records().some((r) => String(r.message).startsWith('reload applies')), 'no restart asked for');
+    } finally {
+      await env.close();
       await ca.remove();
     }
   });
