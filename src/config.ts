@@ -77,14 +77,23 @@ const backendSchema = z.strictObject({
   port: backendPort,
   /** SMTP only: pass the client's address, port and HELO name with XCLIENT when the backend advertises it (Postfix). */
   xclient: z.boolean().optional(),
-  /** SMTP only: open the backend connection with a PROXY protocol header (v1 text or v2 binary) carrying the client's address. */
-  proxyProtocol: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2 (PROXY protocol version)' }).optional(),
+  /** Open each connection to this backend with a PROXY protocol header carrying the client's address (v1 text or v2 binary). */
+  sendProxyProtocol: z.enum(['v1', 'v2'], { error: 'must be "v1" or "v2" (PROXY protocol version)' }).optional(),
 });
 export type Backend = z.infer<typeof backendSchema>;
 
 /** FTP: the ports Concierge's own passive data listeners take, both ends included. */
 const portRangeSchema = z.strictObject({ from: backendPort, to: backendPort });
 export type PortRange = z.infer<typeof portRangeSchema>;
+
+/** Inbound PROXY protocol: which peers are balancers that must (and alone may) send a header. */
+const proxyProtocolSchema = z.strictObject({
+  /** Peers (the balancers) whose connections must open with a v1 or v2 header; from anyone else no header is read. */
+  trusted: z.array(cidr).min(1, { error: 'list at least one trusted balancer address or block' }),
+  /** How long a trusted peer may take to send the whole header. */
+  timeoutMs: ms.max(60_000).default(5_000),
+});
+export type ProxyProtocolConfig = z.infer<typeof proxyProtocolSchema>;
 
 const listenerSchema = z.strictObject({
   protocol: z.enum(['pop3', 'ftp', 'smtp'], { error: 'protocol must be "pop3", "ftp" or "smtp"' }),
@@ -93,6 +102,8 @@ const listenerSchema = z.strictObject({
   /** Text after the greeting's status ("+OK ", "220 "); never a software version. */
   banner: lineText.optional(),
   limits: listenerLimitsSchema.optional(),
+  /** Read a PROXY protocol header (v1 or v2) from trusted balancers: the client it names is the session's client. */
+  proxyProtocol: proxyProtocolSchema.optional(),
   /** FTP only, required there: ports for the passive listeners answered in 227 / 229. */
   passivePorts: portRangeSchema.optional(),
   /** FTP only: the IPv4 address written in 227 replies (behind NAT); default: the address the client dialled. */
@@ -275,7 +286,7 @@ function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string
   return problems;
 }
 
-/** Backend options that only SMTP understands, and at most one way of passing the client's identity. */
+/** XCLIENT only on SMTP backends, and at most one way of passing the client's identity. */
 function checkBackendOptions(config: Config): string[] {
   const problems: string[] = [];
   config.tenants.forEach((t, i) => {
@@ -283,9 +294,9 @@ function checkBackendOptions(config: Config): string[] {
       backends.forEach((b, j) => {
         const where = `tenants[${i}].backends.${protocol}[${j}]`;
         if (protocol !== 'smtp') {
-          for (const key of ['xclient', 'proxyProtocol'] as const) if (b[key] !== undefined) problems.push(`${where}.${key}: only an smtp backend takes ${key}`);
-        } else if (b.xclient && b.proxyProtocol !== undefined) {
-          problems.push(`${where}: xclient and proxyProtocol both pass the client's identity: choose one`);
+          if (b.xclient !== undefined) problems.push(`${where}.xclient: only an smtp backend takes xclient`);
+        } else if (b.xclient && b.sendProxyProtocol !== undefined) {
+          problems.push(`${where}: xclient and sendProxyProtocol both pass the client's identity: choose one`);
         }
       });
     }

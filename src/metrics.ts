@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SessionOutcome } from './session.js';
 
 /** Why a connection was refused before any session began (the `limit` label). */
-export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp';
+export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp' | 'proxyHeader';
 
 /**
  * The `tenant` label of a login that named no configured tenant. Never the login's own domain:

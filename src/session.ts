@@ -6,6 +6,7 @@ import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
 import type { FailureTiming } from './failure-timing.js';
 import { LineChannel } from './line-channel.js';
+import { encodeProxyHeader } from './proxy-protocol.js';
 import { type Logger, SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
 import { splice } from './splice.js';
@@ -87,9 +88,14 @@ export class Session {
   private outcome: SessionOutcome | undefined;
   private reported = false;
 
+  /**
+   * `peerOverride`: the client a trusted balancer named in its PROXY header; it stands for the
+   * socket's own ends in limits, logs, routing by local address, XCLIENT and FTP data checks.
+   */
   constructor(
     private readonly client: Socket,
     private readonly deps: SessionDeps,
+    private readonly peerOverride?: Peer,
   ) {
     // ws's lesson: the error handler goes on before anything else can fail.
     client.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
@@ -98,7 +104,12 @@ export class Session {
       this.socketClosed();
     });
     // Built at the first line written: at level "warn" a good session never pays for its address fields.
-    this.log = new SessionLog(deps.logger, () => ({ sid: this.id, proto: deps.module.name, client: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` }));
+    this.log = new SessionLog(deps.logger, () => ({
+      sid: this.id,
+      proto: deps.module.name,
+      client: peerOverride ? `${peerOverride.clientAddress}:${peerOverride.clientPort}` : `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}`,
+      ...(peerOverride ? { via: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` } : {}),
+    }));
     this.loginTimer = setTimeout(() => this.close('login timeout', 'timeout'), deps.limits.loginTimeoutMs);
   }
 
@@ -135,7 +146,7 @@ export class Session {
       const credentialsAt = Date.now();
       this.tenant = undefined;
       this.log.with({ tenant: undefined, backend: undefined });
-      const route = this.deps.directory().resolve(login.name, module.name, this.client.localAddress);
+      const route = this.deps.directory().resolve(login.name, module.name, this.localAddress);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
         : { ok: false, reason: 'unknownTenant' };
@@ -217,7 +228,7 @@ export class Session {
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
-    const data = new DataPlane({ client, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log });
+    const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log });
     this.dataPlane = data;
     this.openSockets++;
     void data.closed.then(() => this.socketClosed());
@@ -230,7 +241,7 @@ export class Session {
     const ctx: ControlContext = {
       limits: deps.limits,
       log: this.log,
-      clientAddress: unmapIPv4(client.remoteAddress ?? ''),
+      clientAddress: this.peer().clientAddress,
       backendDataMode: deps.data?.backendDataMode ?? 'passive',
       openDataLink: () => data.open(),
       countError: (why) => this.countError(why),
@@ -254,7 +265,7 @@ export class Session {
       limits: deps.limits,
       log: this.log,
       peer: this.peer(),
-      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, client.localAddress)?.tenant.domain,
+      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddress)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
@@ -266,7 +277,7 @@ export class Session {
   private async connectRoute<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'> {
     this.ensureOpen();
     this.disconnectBackend();
-    const route = this.deps.directory().resolve(name, this.deps.module.name, this.client.localAddress);
+    const route = this.deps.directory().resolve(name, this.deps.module.name, this.localAddress);
     if (!route) return 'unknownTenant';
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant, backend: undefined });
@@ -304,6 +315,8 @@ export class Session {
     this.openSockets++;
     socket.once('close', () => this.socketClosed());
     socket.on('error', () => {}); // the channels and splice report errors; this keeps a late one from crashing us
+    // The header is the first byte the backend reads, whatever the protocol says after it.
+    if (backend.sendProxyProtocol) socket.write(encodeProxyHeader(backend.sendProxyProtocol, this.peer()));
     return new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
   }
 
@@ -322,7 +335,13 @@ export class Session {
     socket.once('close', () => clearTimeout(linger));
   }
 
+  /** The address the client dialled: the balancer's view when a PROXY header named it. */
+  private get localAddress(): string | undefined {
+    return this.peerOverride?.localAddress ?? this.client.localAddress;
+  }
+
   private peer(): Peer {
+    if (this.peerOverride) return this.peerOverride;
     const { client } = this;
     return {
       clientAddress: unmapIPv4(client.remoteAddress ?? ''),
