@@ -1,7 +1,9 @@
 import { protocolModules } from '../proxies/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { type Config, effectiveLimits } from './config.js';
+import { AuthPenalty } from './auth-penalty.js';
 import { Listener } from './listener.js';
+import { TenantConnections } from './tenant-connections.js';
 import { ActivatedSockets } from './socket-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -50,13 +52,16 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     traffic.set(outcome.tenant, t);
   };
   const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
+  const tenantConnections = new TenantConnections();
+  const authPenalty = new AuthPenalty();
+  metrics.watchAuthPenalty(authPenalty);
   let stopping = false;
   const listeners = config.listeners.map((l) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
     const module = base.forListener?.(l) ?? base;
     const name = `${l.protocol}@${l.address}:${l.port}`;
-    return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count, metrics: metrics.forListener(name, l.protocol) });
+    return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count, metrics: metrics.forListener(name, l.protocol), tenantConnections, authPenalty });
   });
   let admin: AdminServer | undefined;
   try {

@@ -47,12 +47,18 @@ export const limitsSchema = z.strictObject({
   maxLoginAttempts: z.int().min(1).max(100).default(3),
   /** Every failed login is answered this long after the client's last login line. */
   authFailDelayMs: z.int().min(0).max(60_000).default(2_000),
+  /** Each further failed login from one client address doubles its delay (Dovecot's auth penalty), up to this. */
+  authPenaltyMaxMs: z.int().min(0).max(300_000).default(15_000),
+  /** A client address's failure count drops by one for each such quiet period. */
+  authPenaltyDecayMs: ms.max(86_400_000).default(600_000),
   /** On SIGTERM / SIGINT: how long logged-in sessions may go on before they are cut. */
   shutdownGraceMs: z.int().min(0).max(600_000).default(8_000),
   /** FTP: a data listener or data dial with no connection within this is closed (its port released). */
   dataConnectTimeoutMs: ms.default(30_000),
   /** Sessions open at once on a listener; absent: no limit (HAProxy's maxconn, xinetd's instances). */
   maxConnections: z.int().min(1).optional(),
+  /** Sessions open at once per tenant (all listeners of the process), for tenants without a maxConnections of their own. */
+  maxConnectionsPerTenant: z.int().min(1).optional(),
   /** Sessions open at once from one client address on a listener (xinetd's per_source). */
   maxConnectionsPerIp: z.int().min(1).optional(),
   /** Connections accepted from one client address in the last second (xinetd's cps, HAProxy's conn_rate). */
@@ -129,6 +135,8 @@ const tenantSchema = z.strictObject({
   /** A connection arriving on one of these belongs to this tenant even without a domain in the login. */
   localAddresses: z.array(ipAddress).default([]),
   backendUser: z.enum(['local', 'full']).default('local'),
+  /** Sessions of this tenant open at once in the process; past it a login gets the protocol's temporary failure. */
+  maxConnections: z.int().min(1).optional(),
   backends: z
     .strictObject({
       pop3: z.array(backendSchema).default([]),

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { Peer, ProtocolModule } from '../proxies/types.js';
 import { Admission, blockListOf } from './admission.js';
+import type { AuthPenalty } from './auth-penalty.js';
 import type { Limits, ListenerConfig } from './config.js';
 import type { DataSetup } from './data-channel.js';
 import type { Logger } from './log.js';
@@ -10,6 +11,7 @@ import { peerFrom } from './proxy-protocol.js';
 import { FailureTiming } from './failure-timing.js';
 import type { ListenerMetrics, RefusalLimit } from './metrics.js';
 import { Session, type SessionOutcome } from './session.js';
+import type { TenantConnections } from './tenant-connections.js';
 import { unmapIPv4, type TenantDirectory } from './tenants.js';
 
 /** After the refusal line, how long a refused client may take to close before its socket is destroyed. */
@@ -25,6 +27,9 @@ export interface ListenerDeps {
   readonly logger: Logger;
   readonly onSessionDone: (outcome: SessionOutcome) => void;
   readonly metrics: ListenerMetrics;
+  /** Shared by every listener of the instance: per-tenant session counts, per-address login failures. */
+  readonly tenantConnections?: TenantConnections;
+  readonly authPenalty?: AuthPenalty;
 }
 
 /** One TCP server for one configured listener; owns its sessions until they are done. */
@@ -155,6 +160,8 @@ export class Listener {
       data: this.data,
       failureTiming: this.failureTiming,
       events: metrics,
+      tenantConnections: this.deps.tenantConnections,
+      authPenalty: this.deps.authPenalty,
       onDone: (s, outcome) => {
         this.sessions.delete(s);
         if (limited) this.admission.release(address);

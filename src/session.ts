@@ -4,12 +4,14 @@ import type { Backend, Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
+import type { AuthPenalty } from './auth-penalty.js';
 import type { FailureTiming } from './failure-timing.js';
 import { LineChannel } from './line-channel.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import { type Logger, SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
 import { splice } from './splice.js';
+import type { TenantConnections } from './tenant-connections.js';
 import type { Route, TenantDirectory } from './tenants.js';
 import { unmapIPv4 } from './tenants.js';
 
@@ -29,6 +31,10 @@ export interface SessionDeps {
   readonly data?: DataSetup;
   /** Login outcomes as they happen, for counters. */
   readonly events?: SessionEvents;
+  /** Per-tenant session counts of the process (maxConnections of a tenant). */
+  readonly tenantConnections?: TenantConnections;
+  /** Per-address failed-login record of the process (the growing delay). */
+  readonly authPenalty?: AuthPenalty;
 }
 
 /** What a session reports besides its log lines (the listener's metrics). */
@@ -37,6 +43,8 @@ export interface SessionEvents {
   /** `tenant` undefined: the login named no configured tenant. */
   loginFailed(tenant: string | undefined, reason: string): void;
   backendFailed(tenant: string, code: string): void;
+  /** A login for `tenant` was refused by a limit of the tenant's before any backend was dialled. */
+  tenantRefused?(tenant: string, limit: 'maxConnections'): void;
 }
 
 /** How a session ended, for counters and tests. */
@@ -76,6 +84,8 @@ export class Session {
   private readonly log: SessionLog;
   private errors = 0;
   private tenant: string | undefined;
+  /** The tenant whose connection slot this session holds (tenantConnections). */
+  private tenantSlot: string | undefined;
   private backend: Socket | undefined;
   /** What close() must interrupt: an outstanding dial, or the auth-failure delay. */
   private pendingDial: Dial | undefined;
@@ -153,25 +163,31 @@ export class Session {
       this.ensureOpen();
       if ('socket' in result) return this.spliceWith(clientChannel, result, login);
 
-      this.log.info('login failed', { user: login.name, reason: result.reason, attempt });
-      this.deps.events?.loginFailed(this.tenant, result.reason);
       // An unknown domain, user or password: one reply, one text, one delay, and an unknown
       // domain takes at least as long as the backends' own refusals have lately.
-      const { failureTiming } = this.deps;
+      const { failureTiming, authPenalty } = this.deps;
       if (result.reason === 'authFailed') failureTiming?.observe(Date.now() - credentialsAt);
       const floor = result.reason === 'unknownTenant' ? (failureTiming?.typicalMs() ?? 0) : 0;
-      await this.pause(credentialsAt + Math.max(limits.authFailDelayMs, floor) - Date.now());
-      const reply = result.reason === 'tempFailure' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
+      const guessed = result.reason === 'authFailed' || result.reason === 'unknownTenant';
+      const delayMs = guessed && authPenalty ? authPenalty.fail(this.peer().clientAddress, { baseMs: limits.authFailDelayMs, maxMs: limits.authPenaltyMaxMs, decayMs: limits.authPenaltyDecayMs }) : limits.authFailDelayMs;
+      // A failed login holds no slot of its tenant: unauthenticated sessions must not fill a tenant's quota.
+      this.releaseTenantSlot();
+      // delayMs past authFailDelayMs: this address's auth penalty.
+      this.log.info('login failed', { user: login.name, reason: result.reason, attempt, delayMs });
+      this.deps.events?.loginFailed(this.tenant, result.reason);
+      await this.pause(credentialsAt + Math.max(delayMs, floor) - Date.now());
+      const reply = result.reason === 'tempFailure' || result.reason === 'tenantMaxConnections' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
       if (attempt >= limits.maxLoginAttempts) return this.close('too many login attempts', undefined, false, reply);
-      if (result.reason === 'tempFailure' && module.closesAfterTempFailure) return this.close('no backend available', undefined, false, reply);
+      if ((result.reason === 'tempFailure' || result.reason === 'tenantMaxConnections') && module.closesAfterTempFailure) return this.close('no backend available', undefined, false, reply);
       this.client.write(reply);
     }
   }
 
   /** Tries each backend of the route in order: dial from the tenant's address, replay the login. */
-  private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure'; reply?: string }> {
+  private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure' | 'tenantMaxConnections'; reply?: string }> {
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant });
+    if (!this.holdTenantSlot(route)) return { ok: false, reason: 'tenantMaxConnections' };
     for (const backend of route.backends) {
       const where = `${backend.host}:${backend.port}`;
       try {
@@ -207,6 +223,7 @@ export class Session {
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
+    this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     let idle = false;
     client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
@@ -227,6 +244,7 @@ export class Session {
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
+    this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log });
     this.dataPlane = data;
@@ -281,6 +299,10 @@ export class Session {
     if (!route) return 'unknownTenant';
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant, backend: undefined });
+    if (!this.holdTenantSlot(route)) {
+      this.log.info('tenant connection refused', { limit: 'maxConnections' });
+      return 'tempFailure';
+    }
     const sourceAddress = route.tenant.sourceAddress;
     for (const backend of route.backends) {
       const address = `${backend.host}:${backend.port}`;
@@ -300,6 +322,29 @@ export class Session {
       }
     }
     return 'tempFailure';
+  }
+
+  /**
+   * Takes a connection slot of the route's tenant (giving back one held for another tenant);
+   * false when the tenant is at its maxConnections, which is counted and logged.
+   */
+  private holdTenantSlot(route: Route): boolean {
+    const counts = this.deps.tenantConnections;
+    const tenant = route.tenant.domain;
+    if (!counts || this.tenantSlot === tenant) return true;
+    this.releaseTenantSlot();
+    if (!counts.acquire(tenant, route.tenant.maxConnections ?? this.deps.limits.maxConnectionsPerTenant)) {
+      this.deps.events?.tenantRefused?.(tenant, 'maxConnections');
+      return false;
+    }
+    this.tenantSlot = tenant;
+    return true;
+  }
+
+  private releaseTenantSlot(): void {
+    if (this.tenantSlot === undefined) return;
+    this.deps.tenantConnections?.release(this.tenantSlot);
+    this.tenantSlot = undefined;
   }
 
   /** Dials one backend from the tenant's address; from the connect on, the session owns the socket. */
@@ -349,6 +394,11 @@ export class Session {
       localAddress: unmapIPv4(client.localAddress ?? ''),
       localPort: client.localPort ?? 0,
     };
+  }
+
+  private clearPenalty(): void {
+    const penalty = this.deps.authPenalty;
+    if (penalty && penalty.size > 0) penalty.succeed(this.peer().clientAddress);
   }
 
   private loginContext(): LoginContext {
@@ -414,6 +464,7 @@ export class Session {
     if (this.phase === 'closed') return;
     const wasSpliced = this.phase === 'spliced';
     this.phase = 'closed';
+    this.releaseTenantSlot();
     clearTimeout(this.loginTimer);
     this.pendingDial?.cancel();
     if (this.delay) {
