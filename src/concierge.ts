@@ -37,9 +37,10 @@ export interface Concierge {
 
 /**
  * Opens every configured listener. Rejects (closing what it opened) if one cannot bind.
- * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`).
+ * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`);
+ * with `serveAdmin: false` no admin listener is opened (a cluster worker).
  */
-export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean } = {}): Promise<Concierge> {
+export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean; serveAdmin?: boolean } = {}): Promise<Concierge> {
   const logger = options.logger ?? createLogger(config.log.level);
   let directory = new TenantDirectory(config);
   const traffic = new Map<string, TenantTraffic>();
@@ -68,7 +69,8 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     // Listeners systemd passed sockets for take them; the others bind their configured address.
     const activated = new ActivatedSockets();
     if (options.bind !== false) for (const listener of listeners) await listener.listen(activated.take(listener.config));
-    if (config.admin && options.bind !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
+    // A cluster worker leaves `admin` to its primary, which sums the workers' metrics.
+    if (config.admin && options.bind !== false && options.serveAdmin !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
     throw err;
@@ -83,7 +85,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     reloadTenants(next) {
       directory = new TenantDirectory(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length });
-      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin', 'workers'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
     },
     async close(graceMs) {

@@ -177,6 +177,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
   tenants: z.array(tenantSchema).default([]),
+  /** Processes serving the listeners (node:cluster): a number, or "auto" for one per CPU. Changing it needs a restart. */
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')], { error: 'must be a number of processes from 1 to 256, or "auto"' }).default(1),
   /** The HTTP listener for /metrics and /healthz; absent: none. Loopback by default: it is not for the world. */
   admin: z
     .strictObject({

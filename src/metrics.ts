@@ -87,6 +87,11 @@ export class Metrics {
     });
   }
 
+  /** The exposition's media type. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
   /** The Prometheus text exposition. */
   async text(): Promise<string> {
     return this.registry.metrics();
