@@ -1,7 +1,9 @@
 import { protocolModules } from '../proxies/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { type Config, effectiveLimits } from './config.js';
+import { AuthPenalty } from './auth-penalty.js';
 import { Listener } from './listener.js';
+import { TenantConnections } from './tenant-connections.js';
 import { ActivatedSockets } from './socket-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
@@ -39,9 +41,10 @@ export interface Concierge {
 
 /**
  * Opens every configured listener. Rejects (closing what it opened) if one cannot bind.
- * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`).
+ * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`);
+ * with `serveAdmin: false` no admin listener is opened (a cluster worker).
  */
-export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean; tls?: TlsStore } = {}): Promise<Concierge> {
+export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean; serveAdmin?: boolean; tls?: TlsStore } = {}): Promise<Concierge> {
   const logger = options.logger ?? createLogger(config.log.level);
   let directory = new TenantDirectory(config);
   let tls = options.tls ?? (await TlsStore.load(config, logger));
@@ -57,6 +60,9 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     traffic.set(outcome.tenant, t);
   };
   const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
+  const tenantConnections = new TenantConnections();
+  const authPenalty = new AuthPenalty();
+  metrics.watchAuthPenalty(authPenalty);
   let stopping = false;
   const listeners = config.listeners.map((l, index) => {
     const base = protocolModules[l.protocol];
@@ -72,6 +78,8 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
       logger,
       onSessionDone: count,
       metrics: metrics.forListener(name, l.protocol),
+      tenantConnections,
+      authPenalty,
     });
   });
   let admin: AdminServer | undefined;
@@ -79,7 +87,8 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     // Listeners systemd passed sockets for take them; the others bind their configured address.
     const activated = new ActivatedSockets();
     if (options.bind !== false) for (const listener of listeners) await listener.listen(activated.take(listener.config));
-    if (config.admin && options.bind !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
+    // A cluster worker leaves `admin` to its primary, which sums the workers' metrics.
+    if (config.admin && options.bind !== false && options.serveAdmin !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
     throw err;
@@ -100,7 +109,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
         if (listenersKept) listenerTls = nextTls;
       }
       logger.info('tenants reloaded', { tenants: next.tenants.length, ...(nextTls ? { certificates: listenersKept ? 'reloaded' : 'backends and tenants only' } : {}) });
-      const ignored: string[] = (['limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored: string[] = (['limits', 'log', 'demo', 'admin', 'workers'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (!listenersKept) ignored.unshift('listeners');
       if (ignored.length > 0) logger.warn('reload applies tenants, certificates and login separators only: restart to apply the rest', { ignored });
     },
