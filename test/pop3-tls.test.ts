@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { copyFile } from 'node:fs/promises';
-import type { TLSSocket } from 'node:tls';
+import { once } from 'node:events';
+import net from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import Pop3Command from 'node-pop3';
@@ -272,6 +274,36 @@ describe('certificate reload', () => {
       env.concierge.reloadTenants(next, await TlsStore.load(next));
       assert.match(await seen(), /second\.example/);
       assert.ok(!env.logs.records().some((r) => String(r.message).startsWith('reload applies')), 'no restart asked for');
+    } finally {
+      await env.close();
+      await ca.remove();
+    }
+  });
+});
+
+describe('TLS behind a load balancer', () => {
+  test('a PROXY header, then the TLS handshake on the same connection: the session is the named client’s', async () => {
+    const ca = await TestCa.create();
+    const host = await ca.issue(['127.0.0.1']);
+    const env = await startTwoTenants({
+      patch: (raw) => {
+        raw.listeners = [{ protocol: 'pop3', address: '127.0.0.1', port: 0, tls: 'implicit', certificate: { cert: host.cert, key: host.key }, proxyProtocol: { trusted: ['127.0.0.0/8'] } }];
+      },
+    });
+    try {
+      const socket = net.connect({ host: '127.0.0.1', port: env.port });
+      await once(socket, 'connect');
+      // Header and ClientHello may share a segment: the bytes after the header belong to TLS.
+      socket.write('PROXY TCP4 198.51.100.7 127.0.0.1 40000 995\r\n');
+      const secure = tls.connect({ socket, host: '127.0.0.1', ca: ca.pem });
+      await once(secure, 'secureConnect');
+      const c = RawClient.wrap(secure);
+      assert.match(await c.line(), /^\+OK/);
+      assert.equal(await c.command('USER alice@a.example'), '+OK');
+      assert.match(await c.command(`PASS ${PASSWORD_A}`), /^\+OK/);
+      c.close();
+      await env.concierge.listeners[0]!.whenIdle();
+      assert.ok(env.logs.records().some((r) => r.message === 'login ok' && String(r.client).startsWith('198.51.100.7:') && r.tls === 'TLSv1.3'));
     } finally {
       await env.close();
       await ca.remove();
