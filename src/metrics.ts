@@ -45,6 +45,7 @@ export class Metrics {
   private readonly loginsFailed = this.counter('concierge_logins_failed_total', 'Logins refused, by reason (authFailed, inUse, tempFailure, unknownTenant); tenant "" when no configured tenant matched.', ['tenant', 'protocol', 'reason']);
   private readonly backendFailures = this.counter('concierge_backend_failures_total', 'Backends that could not be reached or broke the login dialogue, by error code.', ['tenant', 'protocol', 'code']);
   private readonly tenantRefusals = this.counter('concierge_tenant_refusals_total', 'Logins refused by a limit of their tenant (maxConnections) before any backend was dialled.', ['tenant', 'protocol', 'limit']);
+  private readonly tlsHandshakes = this.counter('concierge_tls_handshakes_total', 'Client TLS handshakes (implicit or after STARTTLS), per listener, by outcome: the TLS version, or "failed".', ['listener', 'protocol', 'outcome']);
   private readonly bytesUp = this.counter('concierge_client_to_backend_bytes_total', 'Bytes read from clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
   private readonly bytesDown = this.counter('concierge_backend_to_client_bytes_total', 'Bytes written to clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
   /** protocol → tenant → series. */
@@ -124,6 +125,7 @@ export class Metrics {
     };
     const refusals = new Map<RefusalLimit, Child>();
     const unknownFailed = new Map<string, Child>();
+    const handshakes = new Map<string, Child>();
     return {
       started: this.sessionsStarted.labels({ listener, protocol }),
       active: this.sessionsActive.labels({ listener, protocol }),
@@ -147,6 +149,11 @@ export class Metrics {
         const byCode = seriesOf(tenant).backendFailures;
         let child = byCode.get(code);
         if (!child) byCode.set(code, (child = this.backendFailures.labels({ tenant: this.labelOf(tenant), protocol, code })));
+        child.inc();
+      },
+      tlsHandshake: (outcome) => {
+        let child = handshakes.get(outcome);
+        if (!child) handshakes.set(outcome, (child = this.tlsHandshakes.labels({ listener, protocol, outcome })));
         child.inc();
       },
       tenantRefused: (tenant, limit) => {
@@ -174,6 +181,7 @@ export interface ListenerMetrics {
   loginFailed(tenant: string | undefined, reason: string): void;
   backendFailed(tenant: string, code: string): void;
   tenantRefused(tenant: string, limit: 'maxConnections'): void;
+  tlsHandshake(outcome: string): void;
   /** Adds a closed session's bytes to its tenant (sessions that reached no tenant add nothing). */
   sessionDone(outcome: SessionOutcome): void;
 }

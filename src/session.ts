@@ -50,6 +50,8 @@ export interface SessionEvents {
   backendFailed(tenant: string, code: string): void;
   /** A login for `tenant` was refused by a limit of the tenant's before any backend was dialled. */
   tenantRefused?(tenant: string, limit: 'maxConnections'): void;
+  /** A client TLS handshake ended: its protocol version ("TLSv1.3"), or "failed". */
+  tlsHandshake?(outcome: string): void;
 }
 
 /** How a session ended, for counters and tests. */
@@ -216,11 +218,15 @@ export class Session {
       this.client = accepted.socket;
       this.tlsContext = accepted.context;
       this.sniTenant = accepted.sniTenant;
+      this.deps.events?.tlsHandshake?.(accepted.socket.getProtocol() ?? 'unknown');
       accepted.socket.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
       this.log.with({ tls: accepted.socket.getProtocol() ?? 'tls', ...(accepted.sniTenant ? { sni: accepted.sniTenant } : {}) });
       if (this.deps.logger.isDebugEnabled()) this.log.debug('tls established', { cipher: accepted.socket.getCipher().name, servername: (accepted.socket as unknown as { servername?: string }).servername });
     } catch (err) {
-      if (this.phase !== 'closed') this.log.info('tls handshake failed', { error: (err as Error).message });
+      if (this.phase !== 'closed') {
+        this.log.info('tls handshake failed', { error: (err as Error).message });
+        this.deps.events?.tlsHandshake?.('failed');
+      }
       throw new ClientGoneError('CLIENT_ERROR', `TLS handshake failed: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -14,6 +14,7 @@ import type { ConfigError } from '../src/config.js';
 import { TlsStore } from '../src/tls.js';
 import { PASSWORD_A, PASSWORD_B, startTwoTenants, testConfig, type TwoTenants } from './support/fixtures.js';
 import { makeMaildir, message } from './support/maildir.js';
+import { sampleValue } from './support/prometheus.js';
 import { RawClient } from './support/raw-client.js';
 
 const run = promisify(execFile);
@@ -144,6 +145,9 @@ describe('POP3 over TLS: STLS, implicit POP3S, SNI certificates, requireTls', ()
     await c.rest();
     await env.concierge.listeners[1]!.whenIdle();
     assert.ok(env.logs.records().some((l) => l.message === 'tls handshake failed'));
+    const metrics = await env.concierge.metrics.text();
+    assert.ok((sampleValue(metrics, 'concierge_tls_handshakes_total', { outcome: 'failed' }) ?? 0) >= 1, 'failure counted');
+    assert.ok((sampleValue(metrics, 'concierge_tls_handshakes_total', { outcome: 'TLSv1.3' }) ?? 0) >= 5, 'handshakes counted by version');
   });
 
   test('a client that does not trust the certificate gets no session (curl refuses it)', async () => {
