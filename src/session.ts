@@ -103,6 +103,9 @@ export class Session {
   /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
   private dataPlane: DataPlane | undefined;
   private outcome: SessionOutcome | undefined;
+  /** A routing module's context (SMTP mx), and whether a shutdown asked it to end. */
+  private routing: RoutingContext | undefined;
+  private draining = false;
   private reported = false;
 
   /** The client's socket: the accepted one, or the TLS socket over it once the handshake is done. */
@@ -152,8 +155,15 @@ export class Session {
    * left to finish (a transfer in flight completes) unless `force`.
    */
   shutdown(force: boolean): void {
-    if (this.phase === 'login') this.close('shutting down', 'shuttingDown');
-    else if (force) this.close('shutting down');
+    if (this.phase === 'login') return this.close('shutting down', 'shuttingDown');
+    if (this.phase === 'serving') {
+      // A routing module (SMTP mx) between transactions is told goodbye now; one inside a
+      // transaction finishes it, and says goodbye at its next quiet point (or is cut at the grace).
+      this.draining = true;
+      if (force || this.routing?.quiet) this.close('shutting down', 'shuttingDown');
+      return;
+    }
+    if (force) this.close('shutting down');
   }
 
   private async run(): Promise<void> {
@@ -351,7 +361,12 @@ export class Session {
     const { client, deps } = this;
     this.phase = 'serving';
     client.setTimeout(deps.limits.idleTimeoutMs, () => this.close('idle timeout', 'timeout'));
+    const session = this;
     const ctx: RoutingContext = {
+      get draining() {
+        return session.draining;
+      },
+      quiet: false,
       limits: deps.limits,
       log: this.log,
       peer: this.peer(),
@@ -362,6 +377,7 @@ export class Session {
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
     };
+    this.routing = ctx;
     return serve(clientChannel, ctx).then((outcome) => this.close(outcome.reason, outcome.goodbye, true));
   }
 

@@ -58,7 +58,13 @@ class MxSession {
     this.client.write(`220 ${this.s.hostname} ESMTP\r\n`);
     const debug = this.ctx.log.isDebugEnabled();
     for (;;) {
+      if (this.ctx.draining && !this.tx) {
+        this.quitBackends();
+        return { reason: 'shutting down', goodbye: 'shuttingDown' };
+      }
+      this.ctx.quiet = !this.tx;
       const event = await this.client.next();
+      this.ctx.quiet = false;
       if (event.kind !== 'line') {
         this.error(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line', event.kind === 'tooLong' ? '500 5.5.2 Line too long\r\n' : '500 5.5.2 Syntax error\r\n');
         continue;
