@@ -7,6 +7,7 @@ import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
 import { TenantDirectory } from './tenants.js';
+import { Relay } from '../relay/index.js';
 
 /** Bytes and sessions per tenant since start (what `session closed` log lines add up to). */
 export interface TenantTraffic {
@@ -22,6 +23,8 @@ export interface Concierge {
   readonly logger: Logger;
   /** Counters for /metrics (kept with or without an admin listener). */
   readonly metrics: Metrics;
+  /** The outbound relay (queues and delivery), when the config has `relay`. */
+  readonly relay: Relay | undefined;
   /** The /metrics and /healthz listener, when the config has `admin`. */
   readonly admin: AdminServer | undefined;
   /** Swaps the tenant directory atomically: new logins see the new tenants, open sessions are untouched. */
@@ -51,10 +54,12 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   };
   const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
   let stopping = false;
+  const relayConfig = config.relay;
+  const relay = relayConfig && options.bind !== false ? await Relay.start({ ...config, relay: relayConfig }, logger, metrics) : undefined;
   const listeners = config.listeners.map((l) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
-    const module = base.forListener?.(l) ?? base;
+    const module = l.mode === 'relay' && relay ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
     const name = `${l.protocol}@${l.address}:${l.port}`;
     return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count, metrics: metrics.forListener(name, l.protocol) });
   });
@@ -66,6 +71,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     if (config.admin && options.bind !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
+    await relay?.close();
     throw err;
   }
   let adminClosed: Promise<void> | undefined;
@@ -74,17 +80,20 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     traffic,
     logger,
     metrics,
+    relay,
     admin,
     reloadTenants(next) {
       directory = new TenantDirectory(next);
+      relay?.reload(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length });
-      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin', 'relay'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
     },
     async close(graceMs) {
       // /healthz says 503 from the first signal on, so a load balancer stops sending while sessions drain.
       stopping = true;
       await Promise.all(listeners.map((l) => l.close(graceMs)));
+      await relay?.close();
       await (adminClosed ??= admin?.close());
     },
   };
