@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { Logger } from '../src/log.js';
 import type { RelayConfig } from './config.js';
 import { attemptDelivery } from './delivery/attempt.js';
@@ -26,6 +27,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class QueueRunner {
   readonly messages = new Map<string, QueuedMessage>();
+  /** 'deferred' (message, saved for a retry) and 'finished' (message, removed from its queue). */
+  readonly events = new EventEmitter();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly perTenant = new Map<string, number>();
   private readonly deleteRequested = new Set<string>();
@@ -152,6 +155,7 @@ export class QueueRunner {
     this.deps.metrics.attemptDeferred(message.queue);
     this.deps.logger.info('relay deferred', { id: message.id, queue: message.queue, attempts: message.attempts, pending: pending.length, retryInMs: message.nextAttemptAt - now, reason: message.lastError });
     await this.deps.spool.save(message);
+    this.events.emit('deferred', message);
   }
 
   /**
@@ -174,6 +178,7 @@ export class QueueRunner {
       else await this.queueDsn(message, failed, body);
     }
     await deps.spool.remove(message);
+    this.events.emit('finished', message);
   }
 
   private async queueDsn(message: QueuedMessage, failed: QueuedMessage['recipients'], body: Buffer): Promise<void> {

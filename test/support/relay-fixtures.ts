@@ -4,6 +4,7 @@ import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { parseConfig } from '../../src/config.js';
 import { startConcierge, type Concierge } from '../../src/concierge.js';
+import type { QueuedMessage } from '../../relay/spool.js';
 import { captureLogs } from './logs.js';
 import { SmtpBackend } from './smtp-backend.js';
 
@@ -90,4 +91,40 @@ export async function submit(port: number, options: { localAddress?: string; fro
   } finally {
     transport.close();
   }
+}
+
+/** Resolves with the next message the relay of `env` finishes (delivered and/or bounced, then removed). */
+export function nextFinished(env: RelayEnv, filter: (m: QueuedMessage) => boolean = () => true): Promise<QueuedMessage> {
+  return nextEvent(env, 'finished', filter);
+}
+
+/** Resolves with the next message the relay saves for a retry. */
+export function nextDeferred(env: RelayEnv, filter: (m: QueuedMessage) => boolean = () => true): Promise<QueuedMessage> {
+  return nextEvent(env, 'deferred', filter);
+}
+
+function nextEvent(env: RelayEnv, name: 'finished' | 'deferred', filter: (m: QueuedMessage) => boolean): Promise<QueuedMessage> {
+  const events = env.concierge.relay!.runner.events;
+  return new Promise((resolve) => {
+    const on = (m: QueuedMessage) => {
+      if (!filter(m)) return;
+      events.off(name, on);
+      resolve(m);
+    };
+    events.on(name, on);
+  });
+}
+
+/** Resolves once `n` messages matching `filter` have been finished. */
+export function finishedCount(env: RelayEnv, n: number, filter: (m: QueuedMessage) => boolean = () => true): Promise<void> {
+  const events = env.concierge.relay!.runner.events;
+  let seen = 0;
+  return new Promise((resolve) => {
+    const on = (m: QueuedMessage) => {
+      if (!filter(m) || ++seen < n) return;
+      events.off('finished', on);
+      resolve();
+    };
+    events.on('finished', on);
+  });
 }
