@@ -169,15 +169,16 @@ export class QueueRunner {
     this.deleteRequested.delete(message.id);
     const delivered = message.recipients.filter((r) => r.state === 'delivered');
     const failed = message.recipients.filter((r) => r.state === 'failed');
+    if (failed.length > 0 && message.from !== '') await this.queueDsn(message, failed, body);
+    await deps.spool.remove(message);
+    // Logged once the message has left the queue: a log reader can count on its files being gone.
     deps.metrics.recipientsDelivered(message.queue, delivered.length);
     deps.metrics.recipientsBounced(message.queue, failed.length);
     if (delivered.length > 0) deps.logger.info('relay delivered', { id: message.id, queue: message.queue, recipients: delivered.map((r) => r.address), server: delivered[0]!.remoteMta, attempts: message.attempts });
     if (failed.length > 0) {
       deps.logger.info('relay bounced', { id: message.id, queue: message.queue, recipients: failed.map((r) => `${r.address} (${r.diagnostic ?? r.status})`) });
       if (message.from === '') deps.logger.info('relay: no DSN for a message from the null sender', { id: message.id });
-      else await this.queueDsn(message, failed, body);
     }
-    await deps.spool.remove(message);
     this.events.emit('finished', message);
   }
 
