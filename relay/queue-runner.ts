@@ -27,7 +27,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class QueueRunner {
   readonly messages = new Map<string, QueuedMessage>();
-  /** 'deferred' (message, saved for a retry) and 'finished' (message, removed from its queue). */
+  /** 'deferred' (saved for a retry), 'finished' (delivered or bounced, then removed), 'deleted' (removed on request); each with the message. */
   readonly events = new EventEmitter();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly perTenant = new Map<string, number>();
@@ -68,6 +68,7 @@ export class QueueRunner {
     }
     this.messages.delete(id);
     await this.deps.spool.remove(message);
+    this.events.emit('deleted', message);
     return true;
   }
 
@@ -140,7 +141,9 @@ export class QueueRunner {
     const pending = message.recipients.filter((r) => r.state === 'pending');
     if (this.deleteRequested.delete(message.id)) {
       this.messages.delete(message.id);
-      return this.deps.spool.remove(message);
+      await this.deps.spool.remove(message);
+      this.events.emit('deleted', message);
+      return;
     }
     if (now - message.receivedAt >= config.maxQueueLifetimeMs) {
       for (const r of pending) {

@@ -103,7 +103,12 @@ export function nextDeferred(env: RelayEnv, filter: (m: QueuedMessage) => boolea
   return nextEvent(env, 'deferred', filter);
 }
 
-function nextEvent(env: RelayEnv, name: 'finished' | 'deferred', filter: (m: QueuedMessage) => boolean): Promise<QueuedMessage> {
+/** Resolves with the next message removed on request (`concierge queue delete`). */
+export function nextDeleted(env: RelayEnv): Promise<QueuedMessage> {
+  return nextEvent(env, 'deleted', () => true);
+}
+
+function nextEvent(env: RelayEnv, name: 'finished' | 'deferred' | 'deleted', filter: (m: QueuedMessage) => boolean): Promise<QueuedMessage> {
   const events = env.concierge.relay!.runner.events;
   return new Promise((resolve) => {
     const on = (m: QueuedMessage) => {
