@@ -138,6 +138,7 @@ class IntakeSession {
     const outcome = await authenticate(arg, this.client, this.ctx, this.deps.senders(), this.s.hostname, this.helo);
     if (!outcome.ok) return;
     this.auth = outcome;
+    this.ctx.identified(outcome.identity.queue);
     this.client.write('235 2.7.0 Authentication successful\r\n');
   }
 
@@ -166,6 +167,7 @@ class IntakeSession {
       this.ctx.log.info('relay refused: sender not identified', { from: from.address, methods: this.deps.identifyBy });
       return this.error('sender not identified', notIdentified);
     }
+    this.ctx.identified(who.sender.queue);
     this.tx = { from, sender: who.sender, matchedBy: who.matchedBy, recipients: [] };
     this.state = 'mail';
     this.client.write(replies.senderOk);

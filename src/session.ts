@@ -258,6 +258,12 @@ export class Session {
       connect: (name, handshake) => this.connectRoute(name, handshake),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
+      identified: (tenant) => {
+        clearTimeout(this.loginTimer);
+        if (this.tenant === tenant) return;
+        this.tenant = tenant;
+        this.log.with({ tenant });
+      },
     };
     return serve(clientChannel, ctx).then((outcome) => this.close(outcome.reason, outcome.goodbye, true));
   }

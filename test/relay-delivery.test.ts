@@ -192,3 +192,37 @@ describe('relay delivery: maxQueueLifetimeMs', () => {
     }
   });
 });
+
+describe('relay intake: a long session of an identified client', () => {
+  it('is not cut by loginTimeoutMs once the sender is known (only the idle timer applies)', async () => {
+    let first = true;
+    const grey = new Receiver({ onData: () => (first ? ((first = false), 451) : 250) });
+    await grey.listen();
+    // The retry comes 700 ms after the first attempt, well past the 500 ms login timeout.
+    const env = await startRelay({ 'grey.example': at(grey) }, { limits: { loginTimeoutMs: 500, connectTimeoutMs: 200, backendReplyTimeoutMs: 300 }, relay: { retryInitialMs: 700 } });
+    try {
+      const client = await RawClient.connect(env.port, { localAddress: '127.0.0.12' });
+      await client.line();
+      assert.equal(await client.command('HELO web.a.example'), '250 relay.concierge.test');
+      const send = async (tag: string) => {
+        assert.equal(await client.command('MAIL FROM:<web@a.example>'), '250 2.1.0 Sender OK');
+        assert.equal(await client.command('RCPT TO:<x@grey.example>'), '250 2.1.5 Recipient OK');
+        assert.equal(await client.command('DATA'), '354 End data with <CR><LF>.<CR><LF>');
+        assert.match(await client.command(`Subject: ${tag}\r\n\r\nbody\r\n.`), /^250 2\.0\.0 Ok: queued as /);
+      };
+      const finished = nextFinished(env);
+      await send('first');
+      const m = await finished; // deferred once, delivered on the retry: > 700 ms later
+      assert.equal(m.attempts, 2);
+      const second = nextFinished(env);
+      await send('second');
+      assert.equal(await client.command('QUIT'), '221 2.0.0 Bye');
+      await second;
+      assert.equal(grey.messages.length, 2);
+      await client.closed;
+    } finally {
+      await env.close();
+      await grey.close();
+    }
+  });
+});

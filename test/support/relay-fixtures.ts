@@ -23,10 +23,14 @@ export interface RelayEnv {
 }
 
 /** Relay config for tests: `transports` maps recipient domains to receivers; `relay` patches the rest. */
-export function relayConfig(spool: string, transports: Record<string, string>, options: { relay?: Record<string, unknown>; listener?: Record<string, unknown>; submissionPort?: number; tenantA?: Record<string, unknown> } = {}): Record<string, unknown> {
+export function relayConfig(
+  spool: string,
+  transports: Record<string, string>,
+  options: { relay?: Record<string, unknown>; listener?: Record<string, unknown>; submissionPort?: number; tenantA?: Record<string, unknown>; limits?: Record<string, unknown> } = {},
+): Record<string, unknown> {
   return {
     log: { level: 'debug' },
-    limits: { authFailDelayMs: 50, loginTimeoutMs: 5_000, connectTimeoutMs: 1_000, backendReplyTimeoutMs: 2_000, idleTimeoutMs: 20_000 },
+    limits: { authFailDelayMs: 50, loginTimeoutMs: 5_000, connectTimeoutMs: 1_000, backendReplyTimeoutMs: 2_000, idleTimeoutMs: 20_000, ...options.limits },
     listeners: [{ protocol: 'smtp', mode: 'relay', address: '127.0.0.1', port: 0, hostname: 'relay.concierge.test', identifyBy: ['auth', 'address', 'mailFrom'], ...options.listener }],
     relay: {
       spool,
