@@ -45,6 +45,15 @@ export const relaySchema = z.strictObject({
   maxConnectionsPerDestination: z.int().min(1).default(10),
   /** Deliveries in progress at once for one tenant. */
   maxDeliveriesPerTenant: z.int().min(1).default(10),
+  /** STARTTLS toward receiving servers (RFC 3207). */
+  tls: z
+    .strictObject({
+      /** "opportunistic": used when the server offers it; "off": never. */
+      starttls: z.enum(['opportunistic', 'off']).default('opportunistic'),
+      /** Require a certificate valid for the server's name; a failure defers the message (never falls back to plain text). */
+      verifyCertificates: z.boolean().default(false),
+    })
+    .prefault({}),
   /** Recipients in one accepted message (RFC 5321 §4.5.3.1.8: at least 100). */
   maxRecipients: z.int().min(1).max(10_000).default(100),
 });

@@ -226,3 +226,45 @@ describe('relay intake: a long session of an identified client', () => {
     }
   });
 });
+
+describe('relay delivery: STARTTLS toward the receiver', () => {
+  it('opportunistic by default: a server offering STARTTLS gets the message inside TLS, still from the tenant\'s address', async () => {
+    const tlsReceiver = new Receiver({ starttls: true });
+    await tlsReceiver.listen();
+    const env = await startRelay({ 'far.example': at(tlsReceiver) });
+    try {
+      const finished = nextFinished(env);
+      await submit(env.port, { localAddress: '127.0.0.13', from: 'web@b.example', to: ['x@far.example'] });
+      await finished;
+      assert.deepEqual(tlsReceiver.messages.map((m) => [m.secure, m.remoteAddress, m.helo]), [[true, '127.0.0.3', 'out.b.example']]);
+    } finally {
+      await env.close();
+      await tlsReceiver.close();
+    }
+  });
+
+  it('"off" sends in plain text; verifyCertificates defers on a certificate that does not verify', async () => {
+    const tlsReceiver = new Receiver({ starttls: true });
+    await tlsReceiver.listen();
+    const plain = await startRelay({ 'far.example': at(tlsReceiver) }, { relay: { tls: { starttls: 'off' } } });
+    try {
+      const finished = nextFinished(plain);
+      await submit(plain.port, { localAddress: '127.0.0.12', from: 'web@a.example', to: ['x@far.example'] });
+      await finished;
+      assert.deepEqual(tlsReceiver.messages.map((m) => m.secure), [false]);
+    } finally {
+      await plain.close();
+    }
+    const strict = await startRelay({ 'far.example': at(tlsReceiver) }, { relay: { tls: { verifyCertificates: true } } });
+    try {
+      const deferred = nextDeferred(strict);
+      await submit(strict.port, { localAddress: '127.0.0.12', from: 'web@a.example', to: ['x@far.example'] });
+      const d = await deferred;
+      assert.match(d.recipients[0]!.diagnostic ?? '', /TLS with 127\.0\.0\.1 failed: .*certificate/i);
+      assert.equal(tlsReceiver.messages.length, 1, 'nothing sent in plain text instead');
+    } finally {
+      await strict.close();
+      await tlsReceiver.close();
+    }
+  });
+});

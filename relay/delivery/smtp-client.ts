@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import tls from 'node:tls';
 import { dialBackend } from '../../src/dial.js';
 import { BackendError } from '../../src/errors.js';
 import { LineChannel } from '../../src/line-channel.js';
@@ -12,6 +14,7 @@ export interface ClientTimeouts {
   readonly connectTimeoutMs: number;
   readonly replyTimeoutMs: number;
   readonly dataEndTimeoutMs: number;
+  readonly tls: { readonly starttls: 'opportunistic' | 'off'; readonly verifyCertificates: boolean };
 }
 
 /** One transaction's envelope; the body is sent as stored (dot-stuffed, ending in CRLF). */
@@ -37,6 +40,8 @@ export interface TransactionReplies {
  */
 export class OutboundConnection {
   messagesSent = 0;
+  /** The dialogue runs inside TLS (STARTTLS succeeded). */
+  secure = false;
   /** The end of data of the current transaction was written: a break now may have delivered it. */
   dataSent = false;
   /** False once the server or the network broke the dialogue: never reuse it. */
@@ -60,24 +65,43 @@ export class OutboundConnection {
    * never dials from elsewhere), reads the greeting, says EHLO with the sender's name (HELO when
    * EHLO is refused, RFC 5321 §3.2).
    */
-  static async open(destination: Destination, identity: SenderIdentity, timeouts: ClientTimeouts): Promise<OutboundConnection> {
+  static async open(destination: Destination, identity: SenderIdentity, timeouts: ClientTimeouts, plain = false): Promise<OutboundConnection> {
     const socket = await dialBackend({ host: destination.host, port: destination.port }, identity.sourceAddress, timeouts.connectTimeoutMs).socket;
     socket.on('error', () => {}); // the channel reports it
-    const channel = new LineChannel(socket, 'backend', SERVER_MAX_LINE);
+    let channel = new LineChannel(socket, 'backend', SERVER_MAX_LINE);
     try {
       const greeting = await readReply(channel, timeouts.replyTimeoutMs, 'while reading the greeting');
       if (greeting.code !== 220) throw new ServerReplyError('greeting', greeting);
-      channel.writeLine(`EHLO ${identity.heloName}`);
-      let hello = await readReply(channel, timeouts.replyTimeoutMs, 'after EHLO');
-      let extensions = new Map<string, string>();
-      if (hello.code === 250) extensions = extensionsOf(hello);
-      else {
-        channel.writeLine(`HELO ${identity.heloName}`);
-        hello = await readReply(channel, timeouts.replyTimeoutMs, 'after HELO');
-        if (hello.code !== 250) throw new ServerReplyError('HELO', hello);
+      let extensions = await hello(channel, identity.heloName, timeouts.replyTimeoutMs);
+      let secure = false;
+      if (!plain && timeouts.tls.starttls === 'opportunistic' && extensions.has('STARTTLS')) {
+        channel.writeLine('STARTTLS');
+        const reply = await readReply(channel, timeouts.replyTimeoutMs, 'after STARTTLS');
+        if (reply.code === 220) {
+          // RFC 3207 §5: nothing may be taken from before the handshake (STARTTLS command injection).
+          if (channel.buffered > 0) throw new BackendError('BACKEND_PROTOCOL', 'bytes after the STARTTLS reply');
+          channel.release();
+          let wrapped: tls.TLSSocket;
+          try {
+            wrapped = await startTls(socket, destination.host, timeouts);
+          } catch (err) {
+            socket.destroy();
+            // Unverified TLS is only a bonus: a server whose TLS breaks gets the message in plain text.
+            if (!timeouts.tls.verifyCertificates) return OutboundConnection.open(destination, identity, timeouts, true);
+            throw new BackendError('BACKEND_PROTOCOL', `TLS with ${destination.host} failed: ${(err as Error).message}`);
+          }
+          wrapped.on('error', () => {});
+          channel = new LineChannel(wrapped, 'backend', SERVER_MAX_LINE);
+          secure = true;
+          // RFC 3207 §4.2: what the server said before TLS is forgotten; ask again.
+          extensions = await hello(channel, identity.heloName, timeouts.replyTimeoutMs);
+        }
       }
-      return new OutboundConnection(destination, identity, channel, extensions, timeouts);
+      const connection = new OutboundConnection(destination, identity, channel, extensions, timeouts);
+      connection.secure = secure;
+      return connection;
     } catch (err) {
+      channel.socket.destroy();
       socket.destroy();
       throw err;
     }
@@ -165,6 +189,36 @@ export class OutboundConnection {
   get closed(): boolean {
     return this.channel.socket.destroyed || this.channel.socket.readableEnded;
   }
+}
+
+/** EHLO with the sender's name, HELO when EHLO is refused (RFC 5321 §3.2); the extensions offered. */
+async function hello(channel: LineChannel, name: string, timeoutMs: number): Promise<Map<string, string>> {
+  channel.writeLine(`EHLO ${name}`);
+  const reply = await readReply(channel, timeoutMs, 'after EHLO');
+  if (reply.code === 250) return extensionsOf(reply);
+  channel.writeLine(`HELO ${name}`);
+  const helo = await readReply(channel, timeoutMs, 'after HELO');
+  if (helo.code !== 250) throw new ServerReplyError('HELO', helo);
+  return new Map();
+}
+
+/** The TLS handshake on a connected socket, within the reply timeout; rejects on a bad certificate when verifying. */
+function startTls(socket: import('node:net').Socket, host: string, timeouts: ClientTimeouts): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = tls.connect({ socket, servername: isIP(host) ? undefined : host, rejectUnauthorized: timeouts.tls.verifyCertificates, minVersion: 'TLSv1.2' });
+    const timer = setTimeout(() => fail(new Error('TLS handshake timed out')), timeouts.replyTimeoutMs);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      secure.destroy();
+      reject(err);
+    };
+    secure.once('error', fail);
+    secure.once('secureConnect', () => {
+      clearTimeout(timer);
+      secure.off('error', fail);
+      resolve(secure);
+    });
+  });
 }
 
 /** A server refused the greeting or HELO: the whole server is unusable for now (or for good, on 5xx). */

@@ -9,6 +9,8 @@ export interface Received {
   readonly to: string[];
   readonly messageId: string | undefined;
   readonly body: string;
+  /** Received inside TLS (STARTTLS). */
+  readonly secure: boolean;
 }
 
 type Verdict = number | undefined;
@@ -27,11 +29,12 @@ export class Receiver {
   private readonly server: SMTPServer;
   private waiters: Array<() => void> = [];
 
-  constructor(options: { onData?: (n: number) => Verdict; onRcpt?: (address: string) => Verdict } = {}) {
+  /** `starttls`: offer STARTTLS with smtp-server's built-in self-signed certificate. */
+  constructor(options: { onData?: (n: number) => Verdict; onRcpt?: (address: string) => Verdict; starttls?: boolean } = {}) {
     this.server = new SMTPServer({
       logger: false,
       disableReverseLookup: true,
-      disabledCommands: ['STARTTLS', 'AUTH'],
+      disabledCommands: options.starttls ? ['AUTH'] : ['STARTTLS', 'AUTH'],
       authOptional: true,
       size: 64 * 1024 * 1024,
       onConnect: (_session, callback) => {
@@ -65,6 +68,7 @@ export class Receiver {
             to: session.envelope.rcptTo.map((r) => r.address),
             messageId: /^Message-ID:\s*(\S+)/im.exec(body)?.[1],
             body,
+            secure: Boolean(session.secure),
           });
           this.wake();
           callback(null, 'Message accepted');
