@@ -126,7 +126,7 @@ class IntakeSession {
     this.state = 'greeted';
     if (verb === 'HELO') return void this.client.write(`250 ${this.s.hostname}\r\n`);
     const auth = this.deps.identifyBy.includes('auth') && !this.auth;
-    const lines = [this.s.hostname, 'PIPELINING', `SIZE ${this.s.maxMessageSize}`, '8BITMIME', 'ENHANCEDSTATUSCODES', ...(auth ? ['AUTH PLAIN LOGIN'] : [])];
+    const lines = [this.s.hostname, 'PIPELINING', `SIZE ${this.s.maxMessageSize}`, '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', ...(auth ? ['AUTH PLAIN LOGIN'] : [])];
     this.client.write(lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join(''));
   }
 
@@ -159,7 +159,8 @@ class IntakeSession {
     for (const [name, value] of from.params) {
       if (name === 'SIZE' && !/^\d{1,12}$/.test(value ?? '')) return this.error('bad SIZE', replies.syntaxArgs);
       if (name === 'BODY' && !/^(7BIT|8BITMIME)$/i.test(value ?? '')) return this.error('bad BODY', replies.syntaxArgs);
-      if (name !== 'SIZE' && name !== 'BODY') return this.error(`MAIL parameter ${name}`, replies.badParam);
+      if (name === 'SMTPUTF8' && value !== undefined) return this.error('SMTPUTF8 with a value', replies.syntaxArgs);
+      if (name !== 'SIZE' && name !== 'BODY' && name !== 'SMTPUTF8') return this.error(`MAIL parameter ${name}`, replies.badParam);
     }
     if (Number(from.params.get('SIZE') ?? 0) > this.s.maxMessageSize) return void this.client.write(replies.tooBig);
     const who = this.identify(from);
@@ -221,6 +222,7 @@ class IntakeSession {
         receivedAt: now,
         size,
         eightBit: /^8BITMIME$/i.test(tx.from.params.get('BODY') ?? ''),
+        ...(tx.from.params.has('SMTPUTF8') ? { smtputf8: true } : {}),
         attempts: 0,
         nextAttemptAt: now,
       };
@@ -272,7 +274,8 @@ class IntakeSession {
   private receivedLine(id: string, tx: Transaction): string {
     const { clientAddress } = this.ctx.peer;
     const date = new Date().toUTCString().replace('GMT', '+0000');
-    const via = this.auth ? 'ESMTPA' : 'ESMTP';
+    // RFC 6531 §3.7.3 and RFC 3848 protocol names.
+    const via = `${tx.from.params.has('SMTPUTF8') ? 'UTF8SMTP' : 'ESMTP'}${this.auth ? 'A' : ''}`;
     const forWhom = tx.recipients.length === 1 ? `\r\n\tfor <${tx.recipients[0]}>` : '';
     return `Received: from ${this.helo ?? 'unknown'} ([${clientAddress}])\r\n\tby ${this.s.hostname} (Concierge relay) with ${via} id ${id}${forWhom};\r\n\t${date}\r\n`;
   }

@@ -192,7 +192,18 @@ export class QueueRunner {
     await writer.write(text);
     const size = await writer.finish(0);
     const now = Date.now();
-    const dsn: QueuedMessage = { id: writer.id, queue: message.queue, from: '', recipients: [{ address: message.from, state: 'pending' }], receivedAt: now, size, eightBit: false, attempts: 0, nextAttemptAt: now };
+    const dsn: QueuedMessage = {
+      id: writer.id,
+      queue: message.queue,
+      from: '',
+      recipients: [{ address: message.from, state: 'pending' }],
+      receivedAt: now,
+      size,
+      eightBit: false,
+      ...(message.smtputf8 ? { smtputf8: true } : {}),
+      attempts: 0,
+      nextAttemptAt: now,
+    };
     await this.deps.spool.save(dsn);
     this.deps.logger.info('relay DSN queued', { id: dsn.id, queue: dsn.queue, for: message.id, to: message.from });
     this.add(dsn);

@@ -32,6 +32,8 @@ export interface QueuedMessage {
   readonly size: number;
   /** BODY=8BITMIME was declared. */
   readonly eightBit: boolean;
+  /** SMTPUTF8 was declared (RFC 6531): addresses or headers may hold UTF-8. Absent in older records. */
+  readonly smtputf8?: boolean;
   attempts: number;
   nextAttemptAt: number;
   lastError?: string;

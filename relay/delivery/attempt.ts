@@ -13,6 +13,11 @@ export interface AttemptDeps {
   checkpoint(message: QueuedMessage): Promise<void>;
 }
 
+function needsUtf8(from: string, recipients: readonly QueuedRecipient[]): boolean {
+  const nonAscii = /[^\x00-\x7f]/;
+  return nonAscii.test(from) || recipients.some((r) => nonAscii.test(r.address));
+}
+
 /** RFC 3463 status of a reply: its enhanced code when given, else its class. */
 function statusOf(reply: SmtpReply): string {
   const m = /^([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply.lines[0] ?? '');
@@ -82,8 +87,14 @@ async function tryServer(message: QueuedMessage, body: Buffer, identity: SenderI
       return 'unreachable';
     }
     const reused = connection.messagesSent > 0;
+    // RFC 6531 §3.4: UTF-8 addresses cannot go to a server without SMTPUTF8 (no downgrade here).
+    if (message.smtputf8 && !connection.extensions.has('SMTPUTF8') && needsUtf8(message.from, recipients)) {
+      deps.pool.release(connection);
+      for (const r of recipients) Object.assign(r, { state: 'failed', status: '5.6.7', diagnostic: `${name} does not offer SMTPUTF8, needed for a UTF-8 address`, remoteMta: name });
+      return 'answered';
+    }
     try {
-      const replies = await connection.send({ from: message.from, recipients: recipients.map((r) => r.address), size: message.size, eightBit: message.eightBit }, body);
+      const replies = await connection.send({ from: message.from, recipients: recipients.map((r) => r.address), size: message.size, eightBit: message.eightBit, smtputf8: message.smtputf8 ?? false }, body);
       deps.pool.release(connection);
       if (replies.mail.code >= 300) {
         for (const r of recipients) mark(r, replies.mail, name);

@@ -23,6 +23,7 @@ export interface Envelope {
   readonly recipients: readonly string[];
   readonly size: number;
   readonly eightBit: boolean;
+  readonly smtputf8: boolean;
 }
 
 /** What the server said to each recipient, and to the end of data (absent: DATA was not reached). */
@@ -115,6 +116,7 @@ export class OutboundConnection {
       let mail = `MAIL FROM:<${envelope.from}>`;
       if (this.extensions.has('SIZE')) mail += ` SIZE=${envelope.size}`;
       if (envelope.eightBit && this.extensions.has('8BITMIME')) mail += ' BODY=8BITMIME';
+      if (envelope.smtputf8 && this.extensions.has('SMTPUTF8')) mail += ' SMTPUTF8';
       const rcpts = envelope.recipients.map((r) => `RCPT TO:<${r}>`);
       const pipelining = this.extensions.has('PIPELINING');
       const recipients = new Map<string, SmtpReply>();

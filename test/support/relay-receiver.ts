@@ -30,9 +30,10 @@ export class Receiver {
   private waiters: Array<() => void> = [];
 
   /** `starttls`: offer STARTTLS with smtp-server's built-in self-signed certificate. */
-  constructor(options: { onData?: (n: number) => Verdict; onRcpt?: (address: string) => Verdict; starttls?: boolean } = {}) {
+  constructor(options: { onData?: (n: number) => Verdict; onRcpt?: (address: string) => Verdict; starttls?: boolean; noSmtputf8?: boolean } = {}) {
     this.server = new SMTPServer({
       logger: false,
+      hideSMTPUTF8: options.noSmtputf8 ?? false,
       disableReverseLookup: true,
       disabledCommands: options.starttls ? ['AUTH'] : ['STARTTLS', 'AUTH'],
       authOptional: true,
