@@ -115,3 +115,60 @@ describe('relay interop: swaks submits, Postfix receives', () => {
     assert.match(dsns[0]!, /Final-Recipient: rfc822; nobody@far\.example\nAction: failed\nStatus: 5\.1\.1/);
   });
 });
+
+describe('relay interop: a shared host\'s Postfix uses the relay as its relayhost (docs/relay.md)', () => {
+  let receiver: Postfix;
+  let sender: Postfix;
+  let concierge: Concierge;
+  let work: string;
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'concierge-relayhost-'));
+    receiver = await startPostfix({ hostname: 'mx.far.example', mailboxes: ['bob@far.example'] });
+    concierge = await startConcierge(
+      parseConfig({
+        listeners: [{ protocol: 'smtp', mode: 'relay', address: '127.0.0.1', port: 0, hostname: 'relay.concierge.test', identifyBy: ['address'] }],
+        relay: { spool: join(work, 'spool'), host: { heloName: 'host.concierge.test', sourceAddress: '127.0.0.1', relayFrom: ['127.0.0.1'] }, transports: { 'far.example': `127.0.0.1:${receiver.port}` } },
+        tenants: [
+          { domain: 'a.example', sourceAddress: '127.0.0.2', relayFrom: ['127.0.0.12'] },
+          { domain: 'b.example', sourceAddress: '127.0.0.3', relayFrom: ['127.0.0.13'] },
+        ],
+      }),
+      { logger: createSilentLogger() },
+    );
+    const relayPort = concierge.listeners[0]!.address().port;
+    // The worked example of docs/relay.md: relayhost, one bound smtp transport per tenant by sender domain.
+    sender = await startPostfix({
+      hostname: 'web1.host.test',
+      mailboxes: ['postmaster@web1.host.test'],
+      mainCf: [`relayhost = [127.0.0.1]:${relayPort}`, 'sender_dependent_default_transport_maps = inline:{ @a.example=relay-a:, @b.example=relay-b: }'],
+      masterCf: ['relay-a unix - - n - - smtp', '  -o smtp_bind_address=127.0.0.12', 'relay-b unix - - n - - smtp', '  -o smtp_bind_address=127.0.0.13'],
+    });
+  });
+  after(async () => {
+    await sender?.stop();
+    await concierge?.close(0);
+    await receiver?.stop();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  test('mail of a.example, b.example and the host leaves Concierge from 127.0.0.2, 127.0.0.3 and 127.0.0.1', TEST_TIMEOUT, async () => {
+    for (const from of ['web@a.example', 'web@b.example', 'root@web1.host.test']) {
+      const r = await new Promise<{ code: number; output: string }>((resolve, reject) => {
+        execFile('swaks', ['--server', '127.0.0.1', '--port', String(sender.port), '--from', from, '--to', 'bob@far.example', '--header', `Message-ID: <relayhost-${from}>`, '--timeout', '20'], { timeout: 25_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+          const code: unknown = err === null ? 0 : (err as { code?: unknown }).code;
+          if (typeof code !== 'number') return reject(new Error(`swaks did not run: ${err?.message}`));
+          resolve({ code, output: stdout + stderr });
+        });
+      });
+      assert.equal(r.code, 0, r.output);
+    }
+    await receiver.waitForLog(/virtual\[\d+\]: .*to=<bob@far\.example>.*status=sent/, 3, 45_000);
+    const files = await maildir(receiver, 'bob@far.example');
+    const of = (from: string) => files.find((f) => f.includes(`<relayhost-${from}>`))!;
+    assert.match(of('web@a.example'), /^Received: from a\.example \(unknown \[127\.0\.0\.2\]\)/m);
+    assert.match(of('web@a.example'), /^Received: from web1\.host\.test \(\[127\.0\.0\.12\]\)\n\tby relay\.concierge\.test/m);
+    assert.match(of('web@b.example'), /^Received: from b\.example \(unknown \[127\.0\.0\.3\]\)/m);
+    assert.match(of('root@web1.host.test'), /^Received: from host\.concierge\.test \(unknown \[127\.0\.0\.1\]\)/m);
+  });
+});
