@@ -41,7 +41,7 @@ export class Relay {
     const relayMetrics = new RelayMetrics(metrics.registry, () => runner?.messages.values() ?? []);
     runner = new QueueRunner({ spool, pool, logger, metrics: relayMetrics, config: () => relay!.config.relay, senders: () => relay!.senders });
     relay = new Relay(config, spool, runner, pool, relayMetrics, logger);
-    const messages = await spool.load({ clean: true });
+    const messages = await spool.load({ clean: true, onUnreadable: (file, why) => logger.error('relay: unreadable queue record left in place', { file, error: why }) });
     for (const m of messages) runner.messages.set(m.id, m);
     const started = relay;
     relay.stopWatching = await watchRequests(spool.root, (request) => started.handle(request), (err) => logger.error('relay control folder', { error: err.message }));

@@ -27,7 +27,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class QueueRunner {
   readonly messages = new Map<string, QueuedMessage>();
-  /** 'deferred' (saved for a retry), 'finished' (delivered or bounced, then removed), 'deleted' (removed on request); each with the message. */
+  /**
+   * 'deferred' (saved for a retry), 'finished' (delivered or bounced, then removed), 'deleted'
+   * (removed on request), 'attemptFailed' (the attempt itself broke: no body, a disk error); each with the message.
+   */
   readonly events = new EventEmitter();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly perTenant = new Map<string, number>();
@@ -98,7 +101,12 @@ export class QueueRunner {
       if (busy >= limit) continue; // picked up when one of the tenant's attempts ends
       this.perTenant.set(m.queue, busy + 1);
       const attempt = this.attempt(m)
-        .catch((err: unknown) => void this.deps.logger.error('relay attempt failed', { id: m.id, queue: m.queue, error: err instanceof Error ? err.stack : String(err) }))
+        .catch((err: unknown) => {
+          // A body gone missing, a full disk: try again later rather than at once, forever.
+          m.nextAttemptAt = Date.now() + this.deps.config().retryInitialMs;
+          this.deps.logger.error('relay attempt failed', { id: m.id, queue: m.queue, retryInMs: this.deps.config().retryInitialMs, error: err instanceof Error ? err.message : String(err) });
+          this.events.emit('attemptFailed', m);
+        })
         .finally(() => {
           this.inFlight.delete(m.id);
           this.perTenant.set(m.queue, (this.perTenant.get(m.queue) ?? 1) - 1);

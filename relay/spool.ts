@@ -152,7 +152,7 @@ export class Spool {
    * Every message of `queue` (or of all queues). With `clean`, leftovers of a crash are removed:
    * bodies without a record (their client never got a 250) and half-written records.
    */
-  async load(options: { queue?: string; clean?: boolean } = {}): Promise<QueuedMessage[]> {
+  async load(options: { queue?: string; clean?: boolean; onUnreadable?: (file: string, why: string) => void } = {}): Promise<QueuedMessage[]> {
     const out: QueuedMessage[] = [];
     for (const queue of options.queue ? [options.queue] : await this.queues()) {
       const dir = this.dirOf(queue);
@@ -160,8 +160,15 @@ export class Spool {
       const records = new Set(names.filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5)));
       for (const name of names) {
         if (name.endsWith('.json')) {
-          const text = await readFile(path.join(dir, name), 'utf8').catch(() => undefined);
-          if (text !== undefined) out.push(JSON.parse(text) as QueuedMessage);
+          const file = path.join(dir, name);
+          const text = await readFile(file, 'utf8').catch(() => undefined);
+          if (text === undefined) continue; // removed meanwhile
+          try {
+            out.push(JSON.parse(text) as QueuedMessage);
+          } catch (err) {
+            // Records are renamed into place whole, so this is damage from outside: keep it for a human.
+            options.onUnreadable?.(file, (err as Error).message);
+          }
         } else if (options.clean && (name.endsWith(TMP_SUFFIX) || (name.endsWith('.eml') && !records.has(name.slice(0, -4))))) {
           await unlink(path.join(dir, name)).catch(ignoreMissing);
         }
