@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { Spool, type QueuedMessage } from '../relay/spool.js';
 import { Receiver } from './support/relay-receiver.js';
-import { nextFinished, startRelay } from './support/relay-fixtures.js';
+import { startRelay } from './support/relay-fixtures.js';
 
 function record(id: string, queue: string, size: number): QueuedMessage {
   return { id, queue, from: 'web@a.example', recipients: [{ address: 'x@far.example', state: 'pending' }], receivedAt: Date.now(), size, eightBit: false, attempts: 0, nextAttemptAt: 0 };
@@ -29,7 +29,9 @@ test('a start after a crash: leftovers without a 250 are removed, damaged record
   await new Spool(dir).save(record('AAAAAAAAAAAAA4', 'a.example', body.length));
   const env = await startRelay({ 'far.example': `127.0.0.1:${far.port}` }, { spool: dir });
   try {
-    await nextFinished(env);
+    // The delivery may be under way before startRelay returns: wait on the receiver, then on the attempt's end.
+    await far.waitForMessages(1);
+    await env.concierge.relay!.runner.whenIdle();
     assert.deepEqual(far.messages.map((m) => [m.messageId, m.remoteAddress]), [['<whole@a.example>', '127.0.0.2']]);
     assert.deepEqual((await readdir(queue)).sort(), ['AAAAAAAAAAAAA3.json']);
     assert.ok(env.logs.records().some((r) => r.message === 'relay: unreadable queue record left in place' && String(r.file).endsWith('AAAAAAAAAAAAA3.json')));
