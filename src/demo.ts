@@ -60,7 +60,7 @@ export async function runDemo(config: Config): Promise<Demo> {
       : concierge.logger.info('demo SMTP backend received a message', { backendOf: tenant, ...delivery });
 
   const out = ['', 'Concierge demo is running.'];
-  for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} front door: ${l.config.address}:${l.address().port}`);
+  for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} ${l.config.mode === 'relay' ? 'relay (outbound, for tenants)' : 'front door'}: ${l.config.address}:${l.address().port}`);
   for (const t of config.tenants) {
     const backends = (['pop3', 'ftp', 'smtp'] as const)
       .filter((p) => t.backends[p].length > 0)
