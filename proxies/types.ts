@@ -166,6 +166,11 @@ export interface RoutingContext {
   disconnect(): void;
   /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
   countError(why: string): void;
+  /**
+   * The client is known to be `tenant` without a backend (the relay identified the sender): the
+   * login timer stops, only the idle timer applies, and the session's logs and counters name the tenant.
+   */
+  identified(tenant: string): void;
 }
 
 /** The contract between the core (sockets, time, tenants, logs) and one protocol's words. */

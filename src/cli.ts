@@ -12,6 +12,7 @@ import { runDemo } from './demo.js';
 import { serveInetd } from './inetd.js';
 import { packageRoot } from './package-root.js';
 import { TenantDirectory, type Protocol } from './tenants.js';
+import { registerQueueCommands } from '../relay/queue-cli.js';
 
 const program = new Command('concierge').description('Protocol-aware front proxy for shared hosting (POP3; FTP and SMTP to come)');
 
@@ -151,6 +152,8 @@ program
     process.stdout.write(demo.instructions);
     handleSignals(demo.concierge, opts.config, demo.stopBackends);
   });
+
+registerQueueCommands(program, (file) => loadConfig(file).catch(exitOnConfigError));
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`concierge: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -10,6 +10,7 @@ import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
 import { TenantDirectory } from './tenants.js';
 import { TlsStore } from './tls.js';
+import { Relay } from '../relay/index.js';
 
 /** Bytes and sessions per tenant since start (what `session closed` log lines add up to). */
 export interface TenantTraffic {
@@ -25,6 +26,8 @@ export interface Concierge {
   readonly logger: Logger;
   /** Counters for /metrics (kept with or without an admin listener). */
   readonly metrics: Metrics;
+  /** The outbound relay (queues and delivery), when the config has `relay`. */
+  readonly relay: Relay | undefined;
   /** The /metrics and /healthz listener, when the config has `admin`. */
   readonly admin: AdminServer | undefined;
   /**
@@ -64,10 +67,12 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   const authPenalty = new AuthPenalty();
   metrics.watchAuthPenalty(authPenalty);
   let stopping = false;
+  const relayConfig = config.relay;
+  const relay = relayConfig && options.bind !== false ? await Relay.start({ ...config, relay: relayConfig }, logger, metrics) : undefined;
   const listeners = config.listeners.map((l, index) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
-    const module = base.forListener?.(l) ?? base;
+    const module = l.mode === 'relay' && relay ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
     const name = `${l.protocol}@${l.address}:${l.port}`;
     return new Listener(l, {
       module,
@@ -91,6 +96,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     if (config.admin && options.bind !== false && options.serveAdmin !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
+    await relay?.close();
     throw err;
   }
   let adminClosed: Promise<void> | undefined;
@@ -99,6 +105,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     traffic,
     logger,
     metrics,
+    relay,
     admin,
     reloadTenants(next, nextTls) {
       directory = new TenantDirectory(next);
@@ -108,8 +115,9 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
         tls = nextTls;
         if (listenersKept) listenerTls = nextTls;
       }
+      relay?.reload(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length, ...(nextTls ? { certificates: listenersKept ? 'reloaded' : 'backends and tenants only' } : {}) });
-      const ignored: string[] = (['limits', 'log', 'demo', 'admin', 'workers'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored: string[] = (['limits', 'log', 'demo', 'admin', 'workers', 'relay'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (!listenersKept) ignored.unshift('listeners');
       if (ignored.length > 0) logger.warn('reload applies tenants, certificates and login separators only: restart to apply the rest', { ignored });
     },
@@ -117,6 +125,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
       // /healthz says 503 from the first signal on, so a load balancer stops sending while sessions drain.
       stopping = true;
       await Promise.all(listeners.map((l) => l.close(graceMs)));
+      await relay?.close();
       await (adminClosed ??= admin?.close());
     },
   };

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { identifyBySchema, relaySchema, tenantRelayFields } from '../relay/config.js';
 
 /** Thrown by loadConfig: every problem, each naming its JSON path. */
 export class ConfigError extends Error {
@@ -129,7 +130,9 @@ const listenerSchema = z.strictObject({
   /** FTP only: how Concierge asks the backend for data connections. */
   backendDataMode: z.enum(['passive', 'active']).optional(),
   /** SMTP only: "mx" routes each transaction by recipient domain (port 25); "submission" by AUTH identity (port 587). Default "mx". */
-  mode: z.enum(['mx', 'submission'], { error: 'mode must be "mx" or "submission"' }).optional(),
+  mode: z.enum(['mx', 'submission', 'relay'], { error: 'mode must be "mx", "submission" or "relay"' }).optional(),
+  /** SMTP relay only: how the sending tenant is identified, in this order. Default ["auth", "address"]. */
+  identifyBy: identifyBySchema.optional(),
   /** SMTP only: the name in the 220 greeting and the EHLO reply (never a version); default: the host's name. */
   hostname: z.hostname({ error: 'must be a host name' }).optional(),
   /** SMTP only: the SIZE advertised and enforced, in octets (RFC 1870). Default 25 MiB. */
@@ -167,6 +170,7 @@ const tenantSchema = z.strictObject({
       imap: z.array(backendSchema).default([]),
     })
     .prefault({}),
+  ...tenantRelayFields,
 });
 export type TenantConfig = z.infer<typeof tenantSchema>;
 
@@ -210,6 +214,8 @@ export const configSchema = z.strictObject({
       maxTenantSeries: z.int().min(0).max(1_000_000).optional(),
     })
     .optional(),
+  /** Outbound mail for tenants (relay/): needed by a listener in mode "relay". */
+  relay: relaySchema.optional(),
   /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv, smtp-server). */
   demo: z
     .strictObject({
@@ -308,12 +314,14 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024;
 function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string[] {
   const problems: string[] = [];
   if (l.protocol !== 'smtp') {
-    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs'] as const) {
+    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs', 'identifyBy'] as const) {
       if (l[key] !== undefined) problems.push(`listeners[${i}].${key}: only an smtp listener takes ${key}`);
     }
     return problems;
   }
-  if (l.greetingDelayMs !== undefined && l.mode === 'submission') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
+  if (l.greetingDelayMs !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
+  if (l.identifyBy !== undefined && l.mode !== 'relay') problems.push(`listeners[${i}].identifyBy: only a relay listener identifies senders`);
+  if (l.mode === 'relay' && !config.relay) problems.push(`listeners[${i}].mode: a relay listener needs the top-level "relay" section (spool, …)`);
   const lim = effectiveLimits(config, l);
   if ((l.greetingDelayMs ?? 0) >= lim.loginTimeoutMs) problems.push(`listeners[${i}].greetingDelayMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
   return problems;
@@ -396,6 +404,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), file?: string
     resolveFiles(t.certificate);
     for (const b of Object.values(t.backends).flat()) if (b.ca) b.ca = path.resolve(baseDir, b.ca);
   }
+  if (config.relay) config.relay.spool = path.resolve(baseDir, config.relay.spool);
   return config;
 }
 

@@ -32,8 +32,10 @@ export async function runDemo(config: Config): Promise<Demo> {
   const smtpSkipped = smtpWanted.length > 0 && !(await DemoSmtpServer.available());
   // Deliveries are logged by Concierge's logger, which exists once Concierge has started.
   let report: (tenant: string, delivery: DemoDelivery) => void = () => {};
+  // A sink the relay's transports point at stands for the outside world, not for a tenant.
+  const sinks = new Set(Object.values(config.relay?.transports ?? {}));
   const smtpServers = (smtpSkipped ? [] : smtpWanted).map((d) => {
-    const tenant = config.tenants.find((t) => t.backends.smtp.some((b) => b.port === d.port))?.domain ?? '?';
+    const tenant = sinks.has(`${d.address}:${d.port}`) ? 'the outside world' : (config.tenants.find((t) => t.backends.smtp.some((b) => b.port === d.port))?.domain ?? '?');
     return { d, server: new DemoSmtpServer({ host: d.address, port: d.port, name: `smtp.${tenant}` }, (delivery) => report(tenant, delivery)) };
   });
   const stopBackends = async () => {
@@ -52,10 +54,13 @@ export async function runDemo(config: Config): Promise<Demo> {
     throw err;
   });
 
-  report = (tenant, delivery) => concierge.logger.info('demo SMTP backend received a message', { backendOf: tenant, ...delivery });
+  report = (tenant, delivery) =>
+    tenant === 'the outside world'
+      ? concierge.logger.info('demo mail sink (the outside world) received a message', { ...delivery })
+      : concierge.logger.info('demo SMTP backend received a message', { backendOf: tenant, ...delivery });
 
   const out = ['', 'Concierge demo is running.'];
-  for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} front door: ${l.config.address}:${l.address().port}`);
+  for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} ${l.config.mode === 'relay' ? 'relay (outbound, for tenants)' : 'front door'}: ${l.config.address}:${l.address().port}`);
   for (const t of config.tenants) {
     const backends = (['pop3', 'ftp', 'smtp'] as const)
       .filter((p) => t.backends[p].length > 0)
@@ -94,6 +99,14 @@ export async function runDemo(config: Config): Promise<Demo> {
     out.push('', 'SMTP (inbound: the recipient picks the tenant; the log shows which backend got it, from which address):');
     for (const t of config.tenants.filter((t) => t.backends.smtp.length > 0)) {
       out.push(`  printf 'Subject: hello\\r\\n\\r\\nHi Alice\\r\\n' | curl -sS smtp://${smtp.config.address}:${smtp.address().port} --mail-from you@example.org --mail-rcpt alice@${t.domain} -T -`);
+    }
+  }
+  const relay = concierge.listeners.find((l) => l.config.mode === 'relay');
+  if (relay && smtpServers.length > 0 && config.relay) {
+    out.push('', `Outbound relay (each tenant's mail leaves from its own address; the sink logs remoteAddress and helo; queues in ${config.relay.spool}):`);
+    for (const t of config.tenants.filter((t) => t.relayFrom.length > 0)) {
+      const from = t.relayFrom[0]!.replace(/\/\d+$/, '');
+      out.push(`  printf 'Subject: hello from ${t.domain}\\r\\n\\r\\nHi\\r\\n' | curl -sS --interface ${from} smtp://${relay.config.address}:${relay.address().port} --mail-from web@${t.domain} --mail-rcpt someone@elsewhere.example -T -`);
     }
   }
   out.push('', 'Logs follow as JSON lines. Ctrl-C stops.', '');

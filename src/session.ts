@@ -376,6 +376,12 @@ export class Session {
       startTls: () => this.startClientTls(clientChannel),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
+      identified: (tenant) => {
+        clearTimeout(this.loginTimer);
+        if (this.tenant === tenant) return;
+        this.tenant = tenant;
+        this.log.with({ tenant });
+      },
     };
     this.routing = ctx;
     return serve(clientChannel, ctx).then((outcome) => this.close(outcome.reason, outcome.goodbye, true));

@@ -43,8 +43,11 @@ describe('concierge CLI', () => {
     }
     for (const [i, server] of raw.demo.smtpServers.entries()) {
       server.port = await closedPort();
-      raw.tenants[i].backends.smtp[0].port = server.port;
+      // The entry after the tenants' backends is the relay's sink (the outside world).
+      if (i < raw.tenants.length) raw.tenants[i].backends.smtp[0].port = server.port;
+      else raw.relay.transports['*'] = `127.0.0.1:${server.port}`;
     }
+    raw.relay.spool = path.join(dir, 'relay-spool');
     demoConfig = path.join(dir, 'demo.json');
     await writeFile(demoConfig, JSON.stringify(raw));
     await writeFile(path.join(dir, 'bad.json'), JSON.stringify({ listeners: [{ protocol: 'pop3', address: 'nowhere', port: 110 }], tenants: [{ domain: 'a.example', bogus: 1 }] }));
@@ -54,7 +57,7 @@ describe('concierge CLI', () => {
   test('check accepts the demo config', async () => {
     const r = await run(['check', '--config', path.join(root, 'tenants.json')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /ok \(3 listener\(s\), 2 tenant\(s\)\)/);
+    assert.match(r.stdout, /ok \(4 listener\(s\), 2 tenant\(s\)\)/);
   });
 
   test('check prints every problem with its JSON path and exits 1', async () => {
@@ -142,6 +145,14 @@ describe('concierge CLI', () => {
         assert.ok(line, stdout);
         await promisify(execFile)('sh', ['-c', line.trim()]);
         const delivered = new RegExp(`"message":"demo SMTP backend received a message","backendOf":"${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}"`);
+        while (!delivered.test(stdout)) await once(child.stdout, 'data');
+      }
+      // The printed relay lines: each tenant's mail reaches the outside world from the tenant's address, with its name.
+      for (const [tenant, source] of [['a', '127.0.0.2'], ['b', '127.0.0.3']] as const) {
+        const line = stdout.split('\n').find((l) => l.includes(`--mail-from web@${tenant}.example`));
+        assert.ok(line, stdout);
+        await promisify(execFile)('sh', ['-c', line.trim()]);
+        const delivered = new RegExp(`"message":"demo mail sink \\(the outside world\\) received a message","from":"web@${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}","helo":"${tenant}\\.example"`);
         while (!delivered.test(stdout)) await once(child.stdout, 'data');
       }
     } finally {

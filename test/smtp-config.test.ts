@@ -25,7 +25,7 @@ describe('SMTP config', () => {
 
   test('field errors name their JSON path', () => {
     const problems = problemsOf({
-      listeners: [{ ...smtp, mode: 'relay', hostname: 'not a host', maxMessageSize: 10 }],
+      listeners: [{ ...smtp, mode: 'smtps', hostname: 'not a host', maxMessageSize: 10 }],
       tenants: [tenant({ sendProxyProtocol: 2, xclient: 'yes' })],
     });
     const paths = problems.map((p) => p.slice(0, p.indexOf(':'))).sort();
@@ -52,5 +52,9 @@ describe('SMTP config', () => {
       'listeners[0].greetingDelayMs: must be less than loginTimeoutMs (15000)',
     ]);
     assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'submission', greetingDelayMs: 10 }], tenants: [] }), ['listeners[0].greetingDelayMs: only an mx listener holds its greeting back']);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'relay' }, { ...smtp, port: 2526, identifyBy: ['auth'] }], tenants: [] }), [
+      'listeners[0].mode: a relay listener needs the top-level "relay" section (spool, …)',
+      'listeners[1].identifyBy: only a relay listener identifies senders',
+    ]);
   });
 });

@@ -2,7 +2,8 @@ import type { ReplyKind } from '../../src/errors.js';
 
 /** Settings an SMTP listener gives its module. */
 export interface SmtpSettings {
-  readonly mode: 'mx' | 'submission';
+  /** "relay" listeners are served by relay/ (they queue rather than proxy); the words are shared. */
+  readonly mode: 'mx' | 'submission' | 'relay';
   /** In the greeting, the EHLO reply and 421 lines; never a version. */
   readonly hostname: string;
   readonly maxMessageSize: number;
