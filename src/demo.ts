@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DemoFtpServer } from '../demo/ftp-server.js';
 import { DemoPop3Server } from '../demo/pop3-server.js';
 import { type DemoDelivery, DemoSmtpServer } from '../demo/smtp-server.js';
-import type { Config } from './config.js';
+import type { Config, ListenerConfig } from './config.js';
 import { startConcierge, type Concierge } from './concierge.js';
 
 /** A running demo: Concierge plus the in-process backends its config names. */
@@ -20,6 +20,14 @@ async function demoUsers(maildir: string): Promise<Array<[string, string]>> {
     .split('\n')
     .filter((l) => l.includes(':') && !l.startsWith('#'))
     .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]);
+}
+
+/** How curl reaches a listener: the URL scheme, and the flags its TLS needs (trusting the listener's own certificate). */
+function curlTls(listener: ListenerConfig, scheme: 'pop3' | 'smtp'): { scheme: string; flags: string } {
+  const trust = listener.certificate ? `--cacert ${listener.certificate.cert} ` : '';
+  if (listener.tls === 'implicit') return { scheme: `${scheme}s`, flags: trust };
+  if (listener.tls === 'starttls') return { scheme, flags: `--ssl-reqd ${trust}` };
+  return { scheme, flags: '' };
 }
 
 /** Starts the config's demo POP3 servers, then Concierge, and says how to try it. */
@@ -60,7 +68,10 @@ export async function runDemo(config: Config): Promise<Demo> {
       : concierge.logger.info('demo SMTP backend received a message', { backendOf: tenant, ...delivery });
 
   const out = ['', 'Concierge demo is running.'];
-  for (const l of concierge.listeners) out.push(`  ${l.config.protocol.toUpperCase()} ${l.config.mode === 'relay' ? 'relay (outbound, for tenants)' : 'front door'}: ${l.config.address}:${l.address().port}`);
+  for (const l of concierge.listeners) {
+    const tls = l.config.tls === 'implicit' ? ' (TLS)' : l.config.tls === 'starttls' ? ` (STARTTLS${l.config.requireTls ? ' required' : ''})` : '';
+    out.push(`  ${l.config.protocol.toUpperCase()} ${l.config.mode === 'relay' ? 'relay (outbound, for tenants)' : 'front door'}${tls}: ${l.config.address}:${l.address().port}`);
+  }
   for (const t of config.tenants) {
     const backends = (['pop3', 'ftp', 'smtp'] as const)
       .filter((p) => t.backends[p].length > 0)
@@ -68,14 +79,15 @@ export async function runDemo(config: Config): Promise<Demo> {
       .join('; ');
     out.push(`  tenant ${t.domain}: ${backends}, dialled from ${t.sourceAddress ?? 'any address'}`);
   }
-  const pop3 = concierge.listeners.find((l) => l.config.protocol === 'pop3');
-  if (pop3) {
-    out.push('', 'Try it (same user name, two tenants, two mailboxes):');
+  const pop3Listeners = concierge.listeners.filter((l) => l.config.protocol === 'pop3');
+  if (pop3Listeners.length > 0) out.push('', 'Try it (same user name, two tenants, two mailboxes):');
+  for (const pop3 of pop3Listeners) {
     for (const { d } of servers) {
       const tenant = config.tenants.find((t) => t.backends.pop3.some((b) => b.port === d.port));
       if (!tenant) continue;
       for (const [user, password] of await demoUsers(d.maildir)) {
-        out.push(`  curl -u '${user}@${tenant.domain}:${password}' pop3://${pop3.config.address}:${pop3.address().port}/1`);
+        const { scheme, flags } = curlTls(pop3.config, 'pop3');
+        out.push(`  curl ${flags}-u '${user}@${tenant.domain}:${password}' ${scheme}://${pop3.config.address}:${pop3.address().port}/1`);
       }
     }
   }
@@ -98,7 +110,8 @@ export async function runDemo(config: Config): Promise<Demo> {
   if (smtp && smtpServers.length > 0) {
     out.push('', 'SMTP (inbound: the recipient picks the tenant; the log shows which backend got it, from which address):');
     for (const t of config.tenants.filter((t) => t.backends.smtp.length > 0)) {
-      out.push(`  printf 'Subject: hello\\r\\n\\r\\nHi Alice\\r\\n' | curl -sS smtp://${smtp.config.address}:${smtp.address().port} --mail-from you@example.org --mail-rcpt alice@${t.domain} -T -`);
+      const { scheme, flags } = curlTls(smtp.config, 'smtp');
+      out.push(`  printf 'Subject: hello\\r\\n\\r\\nHi Alice\\r\\n' | curl -sS ${flags}${scheme}://${smtp.config.address}:${smtp.address().port} --mail-from you@example.org --mail-rcpt alice@${t.domain} -T -`);
     }
   }
   const relay = concierge.listeners.find((l) => l.config.mode === 'relay');

@@ -163,3 +163,48 @@ describe('concierge CLI', () => {
     }
   });
 });
+
+describe('the TLS demo, as the README runs it', () => {
+  test('openssl makes the certificate, `demo --config demo/tenants-tls.json` serves POP3S, STLS and STARTTLS, and the printed curl lines work', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-tls-demo-'));
+    try {
+      // The README's commands, in a copy of the demo folder's config (its relative paths resolved).
+      const raw = JSON.parse(await readFile(path.join(root, 'demo', 'tenants-tls.json'), 'utf8'));
+      for (const l of raw.listeners) l.port = 0;
+      for (const d of raw.demo.pop3Servers) d.maildir = path.join(root, 'demo', d.maildir);
+      const config = path.join(dir, 'tenants-tls.json');
+      await writeFile(config, JSON.stringify(raw));
+      const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+      const opensslLine = /mkdir -p demo\/tls && (openssl req [^\n]*\\\n[^\n]*)/.exec(readme)![1]!.replace('\\\n', ' ');
+      await promisify(execFile)('sh', ['-c', `mkdir -p tls && ${opensslLine.replaceAll('demo/tls/', 'tls/')}`], { cwd: dir });
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, 'demo', '--config', config], { cwd: root });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c));
+      try {
+        while (!stdout.includes('Ctrl-C')) await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => assert.fail(`demo exited: ${stdout}`))]);
+        assert.match(stdout, /POP3 front door \(TLS\)/);
+        assert.match(stdout, /POP3 front door \(STARTTLS required\)/);
+        const pop3Lines = stdout.split('\n').filter((l) => /curl .*pop3s?:\/\//.test(l));
+        assert.equal(pop3Lines.length, 4, stdout);
+        for (const line of pop3Lines) {
+          const args = line.trim().split(/\s+/).slice(1).map((a) => a.replace(/^'|'$/g, ''));
+          const { stdout: body } = await promisify(execFile)('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' });
+          assert.match(body, /alice/, line);
+        }
+        const plain = /pop3:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1];
+        await assert.rejects(promisify(execFile)('curl', ['-sS', '--max-time', '10', '-u', 'alice@a.example:alice-a-secret', `pop3://127.0.0.1:${plain}/1`]), 'plaintext login refused');
+        const smtpLine = stdout.split('\n').find((l) => l.includes('--mail-rcpt alice@b.example'));
+        assert.ok(smtpLine?.includes('--ssl-reqd'), stdout);
+        await promisify(execFile)('sh', ['-c', smtpLine.trim()]);
+        while (!/"demo SMTP backend received a message","backendOf":"b\.example"/.test(stdout)) await once(child.stdout, 'data');
+      } finally {
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        const [code] = (await exited) as [number | null];
+        assert.equal(code, 0);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
