@@ -1,13 +1,13 @@
 /**
- * Closed-loop POP3 login load: C clients, each looping connect → greeting → USER → PASS →
- * STAT → QUIT → server close, for D seconds. Raw sockets and a small state machine per session
+ * Closed-loop POP3 login load: C clients, each looping connect (TCP, or TLS for POP3S) →
+ * greeting → USER → PASS → STAT → QUIT → server close, for D seconds. Raw sockets and a small state machine per session
  * (no promises, no line-reader objects) keep the generator's own CPU per session low, since on
  * a 2-core machine it competes with the proxy and the backend.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Account } from './mail-data.js';
-import type { Endpoint } from './net-util.js';
+import { connectTo, type Endpoint } from './net-util.js';
 
 export interface LoginLoadOptions {
   readonly target: Endpoint;
@@ -55,7 +55,7 @@ class Session {
     private readonly expectStat: number,
     private readonly finish: (error: string | undefined, startedAt: number) => void,
   ) {
-    const s = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const s = connectTo(target);
     this.socket = s;
     s.on('data', (chunk: Buffer) => this.onData(chunk));
     s.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? err.message));

@@ -119,7 +119,7 @@ export async function retrPhase(o: RetrPhaseOptions): Promise<RetrRun[]> {
     const run: RetrRun = { ...r, label: t.label, rep, ...(t.proxyPid !== undefined ? { proxyCpuS: d.procs.get('proxy')?.total, proxySysS: d.procs.get('proxy')?.sys } : {}) };
     runs.push(run);
     log(
-      `${rep === 0 ? 'verify' : `rep ${rep}  `} RETR ${t.label.padEnd(16)} ${r.ok ? `${r.mbps.toFixed(1)} MB/s (${(r.retrS * 1000).toFixed(0)} ms)${rep === 0 ? `, SHA-256 ${r.shaOk ? 'ok' : 'MISMATCH'}` : ''}` : `FAILED: ${r.error}`} [${show(t.endpoint)}]`,
+      `${rep === 0 ? 'verify' : `rep ${rep}  `} RETR ${t.label.padEnd(16)} ${r.ok ? `${r.mbps.toFixed(1)} MB/s (${(r.retrS * 1000).toFixed(0)} ms)${rep === 0 ? `, SHA-256 ${r.shaOk ? 'ok' : 'MISMATCH'}${r.tls ? `, ${r.tls}` : ''}` : ''}` : `FAILED: ${r.error}`} [${show(t.endpoint)}]`,
     );
   };
   // One untimed transfer per target first: checks the content and warms caches.
