@@ -20,7 +20,8 @@ import { parseArgs } from 'node:util';
 import { startBackend, type BackendKind } from './lib/backends.js';
 import { makeBenchTls, SERVER_NAME } from './lib/certificates.js';
 import { cleanupAll, removeDirOnCleanup } from './lib/cleanup.js';
-import { ensureBuilt, repoRoot, startConcierge, type ConciergeProcess, type LogLevel } from './lib/concierge.js';
+import { timeWaitFrom } from './lib/time-wait.js';
+import { ensureBuilt, repoRoot, SOURCE_ADDRESS, startConcierge, type ConciergeProcess, type LogLevel } from './lib/concierge.js';
 import { machineInfo } from './lib/machine.js';
 import { bigMessage, bulkAccount, loginAccounts, SMALL_MESSAGES } from './lib/mail-data.js';
 import { show } from './lib/net-util.js';
@@ -195,7 +196,14 @@ async function main(): Promise<number> {
       expectStat: SMALL_MESSAGES,
       timeoutMs: o.timeoutMs,
       pauseMs: o.pauseMs,
+      timeWait: () => timeWaitFrom(SOURCE_ADDRESS),
     });
+    const counts = logins.map((r) => r.timeWaitAtStart).filter((n): n is number => n !== undefined);
+    if (counts.length > 0) {
+      notes['TIME_WAIT'] =
+        `${Math.min(...counts)}–${Math.max(...counts)} sockets in TIME_WAIT from ${SOURCE_ADDRESS} at the start of the login runs ` +
+        '(the tenant source address; other runs on the machine use it too, and many of them make the bind before each backend dial cost kernel time)';
+    }
   }
   if (o.reps > 0) {
     retr = await retrPhase({ targets, account: bulkAccount, big, reps: o.reps, timeoutMs: Math.max(o.timeoutMs, 120_000) });
