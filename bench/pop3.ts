@@ -20,13 +20,13 @@ import { parseArgs } from 'node:util';
 import { startBackend, type BackendKind } from './lib/backends.js';
 import { makeBenchTls, SERVER_NAME } from './lib/certificates.js';
 import { cleanupAll, removeDirOnCleanup } from './lib/cleanup.js';
-import { timeWaitFrom } from './lib/time-wait.js';
 import { ensureBuilt, repoRoot, SOURCE_ADDRESS, startConcierge, type ConciergeProcess, type LogLevel } from './lib/concierge.js';
 import { machineInfo } from './lib/machine.js';
 import { bigMessage, bulkAccount, loginAccounts, SMALL_MESSAGES } from './lib/mail-data.js';
 import { show } from './lib/net-util.js';
 import { loginPhase, retrPhase, type LoginRun, type RetrRun, type Target } from './lib/phases.js';
 import { renderReport } from './lib/report.js';
+import { timeWaitFrom } from './lib/time-wait.js';
 
 const USAGE = `usage: node --import tsx bench/pop3.ts [options]   (npm run bench -- [options])
   --backend demo|dovecot   POP3 backend behind both paths (default demo)
