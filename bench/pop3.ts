@@ -26,7 +26,7 @@ import { bigMessage, bulkAccount, loginAccounts, SMALL_MESSAGES } from './lib/ma
 import { show } from './lib/net-util.js';
 import { loginPhase, retrPhase, type LoginRun, type RetrRun, type Target } from './lib/phases.js';
 import { renderReport } from './lib/report.js';
-import { timeWaitFrom } from './lib/time-wait.js';
+import { socketCounts, type SocketCounts } from './lib/time-wait.js';
 
 const USAGE = `usage: node --import tsx bench/pop3.ts [options]   (npm run bench -- [options])
   --backend demo|dovecot   POP3 backend behind both paths (default demo)
@@ -196,13 +196,15 @@ async function main(): Promise<number> {
       expectStat: SMALL_MESSAGES,
       timeoutMs: o.timeoutMs,
       pauseMs: o.pauseMs,
-      timeWait: () => timeWaitFrom(SOURCE_ADDRESS),
+      sockets: () => socketCounts(SOURCE_ADDRESS),
     });
-    const counts = logins.map((r) => r.timeWaitAtStart).filter((n): n is number => n !== undefined);
+    const counts = logins.flatMap((r) => (r.socketsAtStart ? [r.socketsAtStart] : []));
     if (counts.length > 0) {
-      notes['TIME_WAIT'] =
-        `${Math.min(...counts)}–${Math.max(...counts)} sockets in TIME_WAIT from ${SOURCE_ADDRESS} at the start of the login runs ` +
-        '(the tenant source address; other runs on the machine use it too, and many of them make the bind before each backend dial cost kernel time)';
+      const range = (f: (c: SocketCounts) => number) => `${Math.min(...counts.map(f))}–${Math.max(...counts.map(f))}`;
+      notes['TCP sockets'] =
+        `at the start of the login runs, ${range((c) => c.timeWaitFromSource)} in TIME_WAIT from ${SOURCE_ADDRESS} (the tenant source address), ` +
+        `${range((c) => c.timeWait)} in TIME_WAIT and ${range((c) => c.all)} in all on the machine; ` +
+        'many make the port search of the bind before each backend dial cost the proxy kernel time';
     }
   }
   if (o.reps > 0) {

@@ -8,6 +8,7 @@ import type { Account, BigMessage } from './mail-data.js';
 import { show, type Endpoint } from './net-util.js';
 import { cpuDelta, snapshot, type ProcSpec } from './procfs.js';
 import { retrOnce, type RetrResult } from './retr.js';
+import type { SocketCounts } from './time-wait.js';
 
 export interface Target {
   readonly label: string;
@@ -32,8 +33,8 @@ export interface LoginRun extends LoginLoadResult {
   /** Busy time not used by the generator, the backend or any Concierge: other work on the box. */
   readonly otherCpuPct: number;
   readonly stealPct: number;
-  /** TIME_WAIT sockets on the tenant's source address when the run started (see time-wait.ts). */
-  readonly timeWaitAtStart?: number;
+  /** TCP sockets on the machine when the run started (see time-wait.ts). */
+  readonly socketsAtStart?: SocketCounts;
 }
 
 export interface LoginPhaseOptions {
@@ -46,8 +47,8 @@ export interface LoginPhaseOptions {
   readonly expectStat: number;
   readonly timeoutMs: number;
   readonly pauseMs: number;
-  /** Counts TIME_WAIT sockets on the tenant's source address, for the report. */
-  readonly timeWait?: () => number | undefined;
+  /** Counts TCP sockets (TIME_WAIT on the tenant's source address, on the machine), for the report. */
+  readonly sockets?: () => SocketCounts | undefined;
 }
 
 /** Order of the targets in round r (1-based): rotated so nobody is always first or last. */
@@ -63,7 +64,7 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
   for (let round = 1; round <= o.rounds; round++) {
     for (const t of rotated(o.targets, round)) {
       await delay(o.pauseMs); // let the previous run's connections finish closing
-      const timeWaitAtStart = o.timeWait?.();
+      const socketsAtStart = o.sockets?.();
       const before = snapshot(procs);
       const r = await runLoginLoad({ target: t.endpoint, accounts: o.accounts, concurrency: o.concurrency, durationS: o.durationS, expectStat: o.expectStat, timeoutMs: o.timeoutMs });
       const d = cpuDelta(before, snapshot(procs));
@@ -84,7 +85,7 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
         machineBusyPct: pct(d.machineBusyS),
         otherCpuPct: Math.max(0, pct(d.machineBusyS - oursS)),
         stealPct: pct(d.stealS),
-        ...(timeWaitAtStart !== undefined ? { timeWaitAtStart } : {}),
+        ...(socketsAtStart !== undefined ? { socketsAtStart } : {}),
       };
       runs.push(run);
       const errs = r.errors ? ` errors ${r.errors} ${JSON.stringify(r.errorKinds)}` : '';
@@ -92,7 +93,7 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
         `round ${round} logins ${t.label.padEnd(16)} ${r.sessionsPerS.toFixed(0).padStart(5)}/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms` +
           (run.proxyCpuUsPerSession !== undefined ? `  proxy ${run.proxyCpuUsPerSession.toFixed(0)} µs/session (sys ${run.proxySysUsPerSession?.toFixed(0)})` : '') +
           `  backend ${run.backendCpuUsPerSession.toFixed(0)} µs/session  loadgen ${run.loadgenCpuPct.toFixed(0)}%  other ${run.otherCpuPct.toFixed(0)}%` +
-          (timeWaitAtStart !== undefined ? `  TIME_WAIT ${timeWaitAtStart}` : '') +
+          (socketsAtStart !== undefined ? `  TIME_WAIT ${socketsAtStart.timeWaitFromSource} (machine ${socketsAtStart.timeWait} of ${socketsAtStart.all} TCP)` : '') +
           errs,
       );
     }
