@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/pop3.ts [--backend demo|dovecot] [--duration 10] [--concurrency 32]
  *        [--rounds 3] [--retr-mib 64] [--reps 5] [--log-levels warn,info] [--cpu-prof] [--no-build]
- *        [--tls [--with-plain]]
+ *        [--tls [--with-plain] [--tls-resume]]
  *
  * --tls (npm run bench:pop3s) measures POP3S instead: direct-with-TLS to the backend's POP3S
  * port, Concierge terminating TLS in front of the plain backend, and Concierge with TLS on both
@@ -41,6 +41,7 @@ const USAGE = `usage: node --import tsx bench/pop3.ts [options]   (npm run bench
   --tls                    POP3S (implicit TLS): direct-tls, concierge-tls (TLS → plain backend) and
                            concierge-tls-tls (TLS on both sides); log levels default to warn
   --with-plain             with --tls: also the plain direct and concierge targets, for the TLS cost
+  --tls-resume             with --tls: login clients offer their last TLS session (resumption)
   --cpu-prof               run Concierge with --cpu-prof; profiles go to bench/run/profiles/
   --no-build               do not rebuild a stale dist/
   --out FILE               raw results as JSON (default bench/run/results/<time>-<backend>.json)`;
@@ -57,6 +58,7 @@ function options() {
       'log-levels': { type: 'string' },
       tls: { type: 'boolean', default: false },
       'with-plain': { type: 'boolean', default: false },
+      'tls-resume': { type: 'boolean', default: false },
       timeout: { type: 'string', default: '10000' },
       pause: { type: 'string', default: '1000' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -77,6 +79,7 @@ function options() {
   };
   if (values.backend !== 'demo' && values.backend !== 'dovecot') usage('--backend must be demo or dovecot');
   if (values['with-plain'] && !values.tls) usage('--with-plain goes with --tls');
+  if (values['tls-resume'] && !values.tls) usage('--tls-resume goes with --tls');
   const levels = (values['log-levels'] ?? (values.tls ? 'warn' : 'warn,info')).split(',').filter(Boolean) as LogLevel[];
   if (levels.length === 0 || levels.some((l) => !['error', 'warn', 'info', 'debug'].includes(l))) usage('--log-levels: a list of error, warn, info, debug');
   return {
@@ -91,6 +94,7 @@ function options() {
     pauseMs: num('pause', 0),
     tls: values.tls,
     withPlain: values['with-plain'],
+    tlsResume: values['tls-resume'],
     cpuProf: values['cpu-prof'],
     build: !values['no-build'],
     out: values.out,
@@ -179,8 +183,9 @@ async function main(): Promise<number> {
   }
   if (tlsFiles) {
     notes.tls =
-      `every TLS connection is a full handshake (no session resumption), Node ${process.version} defaults (TLS 1.3, X25519), ` +
-      `one P-256 ECDSA certificate for ${SERVER_NAME} made by openssl at run time; clients send SNI and verify it against the bench CA`;
+      `${o.tlsResume ? 'login clients offer their last TLS session for resumption (RETR and the backend dials do not)' : 'every TLS connection is a full handshake (no session resumption)'}, ` +
+      `Node ${process.version} defaults (TLS 1.3, X25519), one P-256 ECDSA certificate for ${SERVER_NAME} made by openssl at run time; ` +
+      'clients send SNI and verify it against the bench CA';
   }
 
   let logins: LoginRun[] = [];
@@ -197,6 +202,7 @@ async function main(): Promise<number> {
       timeoutMs: o.timeoutMs,
       pauseMs: o.pauseMs,
       sockets: () => socketCounts(SOURCE_ADDRESS),
+      resumeTls: o.tlsResume,
     });
     const counts = logins.flatMap((r) => (r.socketsAtStart ? [r.socketsAtStart] : []));
     if (counts.length > 0) {
@@ -206,6 +212,12 @@ async function main(): Promise<number> {
         `${range((c) => c.timeWait)} in TIME_WAIT and ${range((c) => c.all)} in all on the machine; ` +
         'many make the port search of the bind before each backend dial cost the proxy kernel time';
     }
+    const resumption = targets.flatMap((t) => {
+      const mine = logins.filter((r) => r.label === t.label && r.tlsHandshakes > 0);
+      if (mine.length === 0) return [];
+      return [`${t.label} ${mine.reduce((a, r) => a + r.tlsResumed, 0)}/${mine.reduce((a, r) => a + r.tlsHandshakes, 0)}`];
+    });
+    if (resumption.length > 0) notes['TLS handshakes resumed by the server (login test)'] = resumption.join(', ');
   }
   if (o.reps > 0) {
     retr = await retrPhase({ targets, account: bulkAccount, big, reps: o.reps, timeoutMs: Math.max(o.timeoutMs, 120_000) });

@@ -12,12 +12,12 @@ export interface Endpoint {
 export const show = (e: Endpoint) => `${e.tls ? 'pop3s://' : ''}${e.host}:${e.port}`;
 
 /**
- * A client socket to `target`: plain TCP, or TLS from the first byte. No session is offered for
- * resumption, so every TLS connection is a full handshake (the costly case, and what a client
- * that opens a fresh process per mail check does).
+ * A client socket to `target`: plain TCP, or TLS from the first byte. Without `session` a TLS
+ * connection is a full handshake (the costly case, and what a client that opens a fresh process
+ * per mail check does); with one, the client offers that session for resumption.
  */
-export function connectTo(target: Endpoint): net.Socket {
-  if (target.tls) return tls.connect({ ...target.tls, host: target.host, port: target.port }).setNoDelay(true);
+export function connectTo(target: Endpoint, session?: Buffer): net.Socket {
+  if (target.tls) return tls.connect({ ...target.tls, host: target.host, port: target.port, ...(session ? { session } : {}) }).setNoDelay(true);
   return net.connect({ host: target.host, port: target.port, noDelay: true });
 }
 

@@ -49,6 +49,8 @@ export interface LoginPhaseOptions {
   readonly pauseMs: number;
   /** Counts TCP sockets (TIME_WAIT on the tenant's source address, on the machine), for the report. */
   readonly sockets?: () => SocketCounts | undefined;
+  /** TLS targets: clients offer their last session for resumption. */
+  readonly resumeTls?: boolean;
 }
 
 /** Order of the targets in round r (1-based): rotated so nobody is always first or last. */
@@ -66,7 +68,7 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
       await delay(o.pauseMs); // let the previous run's connections finish closing
       const socketsAtStart = o.sockets?.();
       const before = snapshot(procs);
-      const r = await runLoginLoad({ target: t.endpoint, accounts: o.accounts, concurrency: o.concurrency, durationS: o.durationS, expectStat: o.expectStat, timeoutMs: o.timeoutMs });
+      const r = await runLoginLoad({ target: t.endpoint, accounts: o.accounts, concurrency: o.concurrency, durationS: o.durationS, expectStat: o.expectStat, timeoutMs: o.timeoutMs, resumeTls: o.resumeTls });
       const d = cpuDelta(before, snapshot(procs));
       const per = (s: number) => (r.sessions > 0 ? (s / r.sessions) * 1e6 : Number.NaN);
       const pct = (s: number) => (s / d.elapsedS) * 100;
@@ -93,6 +95,7 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
         `round ${round} logins ${t.label.padEnd(16)} ${r.sessionsPerS.toFixed(0).padStart(5)}/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms` +
           (run.proxyCpuUsPerSession !== undefined ? `  proxy ${run.proxyCpuUsPerSession.toFixed(0)} µs/session (sys ${run.proxySysUsPerSession?.toFixed(0)})` : '') +
           `  backend ${run.backendCpuUsPerSession.toFixed(0)} µs/session  loadgen ${run.loadgenCpuPct.toFixed(0)}%  other ${run.otherCpuPct.toFixed(0)}%` +
+          (r.tlsHandshakes > 0 ? `  TLS resumed ${r.tlsResumed}/${r.tlsHandshakes}` : '') +
           (socketsAtStart !== undefined ? `  TIME_WAIT ${socketsAtStart.timeWaitFromSource} (machine ${socketsAtStart.timeWait} of ${socketsAtStart.all} TCP)` : '') +
           errs,
       );
