@@ -4,6 +4,7 @@
  */
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { firstLine, spawnChild } from './children.js';
 import { startDovecot } from './dovecot.js';
@@ -15,6 +16,8 @@ export type BackendKind = 'demo' | 'dovecot';
 export interface Backend {
   readonly kind: BackendKind;
   readonly endpoint: Endpoint;
+  /** The same mail over POP3S (TLS from the first byte), when BackendData.tls was given. */
+  readonly tlsEndpoint?: Endpoint;
   /** Process whose CPU is the backend's; `tree` when its helpers and children count too. */
   readonly pid: number;
   readonly tree: boolean;
@@ -27,6 +30,8 @@ export interface BackendData {
   readonly dir: string;
   readonly accounts: readonly Account[];
   readonly big: BigMessage;
+  /** Also serve POP3S with this certificate; `client` is how a client reaches it (CA, name). */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly client: tls.ConnectionOptions };
 }
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -52,22 +57,25 @@ async function startDemo(data: BackendData): Promise<Backend> {
   await chmod(root, 0o755);
 
   const script = path.join(repoRoot, 'bench', 'lib', 'demo-backend-child.ts');
-  const child = spawnChild('demo backend', process.execPath, ['--import', 'tsx', script, root, '127.0.0.1', '0'], {
+  const tlsArgs = data.tls ? [data.tls.cert, data.tls.key] : [];
+  const child = spawnChild('demo backend', process.execPath, ['--import', 'tsx', script, root, '127.0.0.1', '0', ...tlsArgs], {
     cwd: repoRoot,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const line = await firstLine(child, 30_000);
   child.process.stdout?.resume();
   child.process.stderr?.resume();
-  const { port } = JSON.parse(line) as { port: number };
+  const { port, tlsPort } = JSON.parse(line) as { port: number; tlsPort?: number };
   const endpoint = { host: '127.0.0.1', port };
-  await waitForGreeting(endpoint, 10_000, () => child.hasExited());
+  const tlsEndpoint = tlsPort !== undefined && data.tls ? { host: '127.0.0.1', port: tlsPort, tls: data.tls.client } : undefined;
+  for (const e of [endpoint, ...(tlsEndpoint ? [tlsEndpoint] : [])]) await waitForGreeting(e, 10_000, () => child.hasExited());
   return {
     kind: 'demo',
     endpoint,
+    ...(tlsEndpoint ? { tlsEndpoint } : {}),
     pid: child.pid,
     tree: false,
-    description: `DemoPop3Server (demo/pop3-server.ts) in a child process, pid ${child.pid}`,
+    description: `DemoPop3Server (demo/pop3-server.ts) in a child process, pid ${child.pid}${tlsEndpoint ? ', with a second DemoPop3Server for POP3S (Node TLS) in the same process' : ''}`,
     stop: () => child.stop(),
   };
 }

@@ -1,12 +1,14 @@
 /**
  * Concierge as the benchmark runs it: the built CLI (`node dist/src/cli.js start --config F`)
  * in a child process, with a throwaway tenants.json: tenant bench.test, sourceAddress
- * 127.0.0.2, backendUser "full", one POP3 backend.
+ * 127.0.0.2, backendUser "full", one POP3 backend; optionally POP3S on the listener and / or
+ * implicit TLS toward the backend.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, statSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { spawnChild } from './children.js';
 import { DOMAIN } from './mail-data.js';
@@ -67,18 +69,38 @@ export interface ConciergeOptions {
   readonly logLevel: LogLevel;
   /** Extra node flags for the child, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   readonly nodeFlags?: readonly string[];
+  /** POP3S toward clients (implicit TLS) with this certificate; `client`: how clients then connect. */
+  readonly listenTls?: { readonly cert: string; readonly key: string; readonly client: tls.ConnectionOptions };
+  /** Implicit TLS toward the backend (then `backend` is its POP3S endpoint), verified against this CA and name. */
+  readonly backendTls?: { readonly ca: string; readonly servername: string };
 }
 
-export function tenantsJson(listen: Endpoint, backend: Endpoint, logLevel: LogLevel): object {
+export function tenantsJson(
+  listen: Endpoint,
+  backend: Endpoint,
+  logLevel: LogLevel,
+  listenTls?: ConciergeOptions['listenTls'],
+  backendTls?: ConciergeOptions['backendTls'],
+): object {
   return {
     log: { level: logLevel },
-    listeners: [{ protocol: 'pop3', address: listen.host, port: listen.port, banner: 'Concierge bench POP3 ready' }],
+    listeners: [
+      {
+        protocol: 'pop3',
+        address: listen.host,
+        port: listen.port,
+        banner: 'Concierge bench POP3 ready',
+        ...(listenTls ? { tls: 'implicit', certificate: { cert: listenTls.cert, key: listenTls.key } } : {}),
+      },
+    ],
     tenants: [
       {
         domain: DOMAIN,
         sourceAddress: SOURCE_ADDRESS,
         backendUser: 'full',
-        backends: { pop3: [{ host: backend.host, port: backend.port }] },
+        backends: {
+          pop3: [{ host: backend.host, port: backend.port, ...(backendTls ? { tls: 'implicit', ca: backendTls.ca, servername: backendTls.servername } : {}) }],
+        },
       },
     ],
   };
@@ -88,10 +110,10 @@ export function tenantsJson(listen: Endpoint, backend: Endpoint, logLevel: LogLe
 export async function startConcierge(o: ConciergeOptions): Promise<ConciergeProcess> {
   const slug = o.label.replace(/[^a-z0-9]+/gi, '-');
   for (let attempt = 1; ; attempt++) {
-    const endpoint = { host: '127.0.0.1', port: await freePort() };
+    const endpoint: Endpoint = { host: '127.0.0.1', port: await freePort(), ...(o.listenTls ? { tls: o.listenTls.client } : {}) };
     const configFile = path.join(o.dir, `tenants-${slug}.json`);
     const logFile = path.join(o.dir, `concierge-${slug}.log`);
-    await writeFile(configFile, JSON.stringify(tenantsJson(endpoint, o.backend, o.logLevel), null, 2));
+    await writeFile(configFile, JSON.stringify(tenantsJson(endpoint, o.backend, o.logLevel, o.listenTls, o.backendTls), null, 2));
     // Logs go to a file, as a deployment's would (not a pipe this process has to drain).
     const fd = openSync(logFile, 'a');
     const child = spawnChild(`concierge ${o.label}`, process.execPath, [...(o.nodeFlags ?? []), cliPath, 'start', '--config', configFile], {

@@ -6,6 +6,9 @@
  * login at Info for its assertions, which would make dovecot the cost being measured, and it
  * is being changed by someone else right now.
  *
+ * With BackendData.tls it also listens for POP3S (ssl = yes on a second inet_listener of the
+ * same pop3-login service); the plain listener then offers STLS too, which nobody here uses.
+ *
  * Root: the mail is owned by nobody:nogroup and dovecot uses its own dovecot/dovenull users.
  * Not root: everything runs as the current user, without chroot.
  */
@@ -66,6 +69,7 @@ export async function startDovecot(data: BackendData): Promise<Backend> {
   }
 
   const port = await freePort();
+  const tlsPort = data.tls ? await freePort() : 0;
   const logPath = path.join(root, 'dovecot.log');
   const conf = path.join(root, 'dovecot.conf');
   await writeFile(
@@ -76,7 +80,7 @@ base_dir = ${root}/base
 state_dir = ${root}/state
 protocols = pop3
 listen = 127.0.0.1
-ssl = no
+${data.tls ? `ssl = yes\nssl_cert = <${data.tls.cert}\nssl_key = <${data.tls.key}` : 'ssl = no'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = ${logPath}
@@ -100,7 +104,7 @@ service pop3-login {
     port = ${port}
   }
   inet_listener pop3s {
-    port = 0
+${data.tls ? `    address = 127.0.0.1\n    port = ${tlsPort}\n    ssl = yes` : '    port = 0'}
   }
   service_count = 0
   process_min_avail = 2
@@ -134,8 +138,9 @@ userdb {
   child.process.stdout?.on('data', keep);
   child.process.stderr?.on('data', keep);
   const endpoint = { host: '127.0.0.1', port };
+  const tlsEndpoint = data.tls ? { host: '127.0.0.1', port: tlsPort, tls: data.tls.client } : undefined;
   try {
-    await waitForGreeting(endpoint, 20_000, () => child.hasExited());
+    for (const e of [endpoint, ...(tlsEndpoint ? [tlsEndpoint] : [])]) await waitForGreeting(e, 20_000, () => child.hasExited());
   } catch (err) {
     await child.stop(1_000);
     const log = await readFile(logPath, 'utf8').catch(() => '');
@@ -151,9 +156,10 @@ userdb {
   return {
     kind: 'dovecot',
     endpoint,
+    ...(tlsEndpoint ? { tlsEndpoint } : {}),
     pid: child.pid,
     tree: true,
-    description: `dovecot ${version} (master pid ${child.pid}, tuned like ../shared/bench/setup.sh: service_count=0 login, pop3 reuse, info log off)`,
+    description: `dovecot ${version} (master pid ${child.pid}, tuned like ../shared/bench/setup.sh: service_count=0 login, pop3 reuse, info log off${tlsEndpoint ? '; POP3S on a second listener of the same pop3-login service, ssl = yes' : ''})`,
     stop: () => child.stop(10_000),
   };
 }

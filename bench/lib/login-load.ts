@@ -1,13 +1,14 @@
 /**
- * Closed-loop POP3 login load: C clients, each looping connect → greeting → USER → PASS →
- * STAT → QUIT → server close, for D seconds. Raw sockets and a small state machine per session
+ * Closed-loop POP3 login load: C clients, each looping connect (TCP, or TLS for POP3S) →
+ * greeting → USER → PASS → STAT → QUIT → server close, for D seconds. Raw sockets and a small state machine per session
  * (no promises, no line-reader objects) keep the generator's own CPU per session low, since on
  * a 2-core machine it competes with the proxy and the backend.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { TLSSocket } from 'node:tls';
 import type { Account } from './mail-data.js';
-import type { Endpoint } from './net-util.js';
+import { connectTo, type Endpoint } from './net-util.js';
 
 export interface LoginLoadOptions {
   readonly target: Endpoint;
@@ -18,6 +19,8 @@ export interface LoginLoadOptions {
   /** STAT must report this many messages: proof that the login reached the right mailbox. */
   readonly expectStat: number;
   readonly timeoutMs: number;
+  /** TLS targets: each client offers the last session it was given, as a mail client that keeps its ticket does. */
+  readonly resumeTls?: boolean;
 }
 
 export interface LoginLoadResult {
@@ -30,6 +33,9 @@ export interface LoginLoadResult {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
+  /** TLS handshakes the server resumed (isSessionReused), of all that completed. */
+  readonly tlsResumed: number;
+  readonly tlsHandshakes: number;
 }
 
 const STEP_NAMES = ['greeting', 'USER', 'PASS', 'STAT', 'QUIT', 'close'] as const;
@@ -39,6 +45,13 @@ const PASS = 2;
 const STAT = 3;
 const QUIT = 4;
 const CLOSING = 5;
+
+/** What a TLS session reports, and the session it offers for resumption. */
+interface TlsHooks {
+  readonly offer: Buffer | undefined;
+  readonly keep: ((session: Buffer) => void) | undefined;
+  readonly handshake: (resumed: boolean) => void;
+}
 
 /** One running session; `finish` is called exactly once. */
 class Session {
@@ -54,9 +67,14 @@ class Session {
     private readonly account: Account,
     private readonly expectStat: number,
     private readonly finish: (error: string | undefined, startedAt: number) => void,
+    tls?: TlsHooks,
   ) {
-    const s = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const s = connectTo(target, tls?.offer);
     this.socket = s;
+    if (tls && s instanceof TLSSocket) {
+      s.once('secureConnect', () => tls.handshake(s.isSessionReused()));
+      if (tls.keep) s.on('session', tls.keep);
+    }
     s.on('data', (chunk: Buffer) => this.onData(chunk));
     s.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? err.message));
     s.on('close', () => this.onClose());
@@ -137,6 +155,20 @@ export function runLoginLoad(o: LoginLoadOptions): Promise<LoginLoadResult> {
     const deadline = t0 + o.durationS * 1000;
     const current: Array<Session | undefined> = new Array(o.concurrency);
     let running = o.concurrency;
+    let tlsHandshakes = 0;
+    let tlsResumed = 0;
+    const tickets: Array<Buffer | undefined> = new Array(o.concurrency);
+    const tlsHooks = (w: number): TlsHooks | undefined =>
+      o.target.tls
+        ? {
+            offer: o.resumeTls ? tickets[w] : undefined,
+            keep: o.resumeTls ? (session) => (tickets[w] = session) : undefined,
+            handshake: (resumed) => {
+              tlsHandshakes++;
+              if (resumed) tlsResumed++;
+            },
+          }
+        : undefined;
 
     const watchdog = setInterval(() => {
       const now = performance.now();
@@ -163,7 +195,7 @@ export function runLoginLoad(o: LoginLoadOptions): Promise<LoginLoadResult> {
           errorKinds[error] = (errorKinds[error] ?? 0) + 1;
           setTimeout(() => start(w), 5); // never spin on a refusing target
         }
-      });
+      }, tlsHooks(w));
     };
 
     const done = () => {
@@ -179,6 +211,8 @@ export function runLoginLoad(o: LoginLoadOptions): Promise<LoginLoadResult> {
         p50Ms: percentile(sorted, 50),
         p99Ms: percentile(sorted, 99),
         maxMs: sessions > 0 ? sorted[sessions - 1]! : Number.NaN,
+        tlsResumed,
+        tlsHandshakes,
       });
     };
 

@@ -1,12 +1,25 @@
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import tls from 'node:tls';
 
 export interface Endpoint {
   readonly host: string;
   readonly port: number;
+  /** Implicit TLS (POP3S): the client's options (CA, server name); plain TCP when absent. */
+  readonly tls?: tls.ConnectionOptions;
 }
 
-export const show = (e: Endpoint) => `${e.host}:${e.port}`;
+export const show = (e: Endpoint) => `${e.tls ? 'pop3s://' : ''}${e.host}:${e.port}`;
+
+/**
+ * A client socket to `target`: plain TCP, or TLS from the first byte. Without `session` a TLS
+ * connection is a full handshake (the costly case, and what a client that opens a fresh process
+ * per mail check does); with one, the client offers that session for resumption.
+ */
+export function connectTo(target: Endpoint, session?: Buffer): net.Socket {
+  if (target.tls) return tls.connect({ ...target.tls, host: target.host, port: target.port, ...(session ? { session } : {}) }).setNoDelay(true);
+  return net.connect({ host: target.host, port: target.port, noDelay: true });
+}
 
 /** A port that was free a moment ago (bind 0, read, close). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -23,7 +36,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 /** One connect: true once a "+OK" greeting arrives (then QUIT), else the reason. */
 function probe(target: Endpoint, timeoutMs: number): Promise<true | Error> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: target.host, port: target.port });
+    const socket = connectTo(target);
     let text = '';
     const fail = (err: Error) => {
       socket.destroy();

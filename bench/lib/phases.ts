@@ -8,6 +8,7 @@ import type { Account, BigMessage } from './mail-data.js';
 import { show, type Endpoint } from './net-util.js';
 import { cpuDelta, snapshot, type ProcSpec } from './procfs.js';
 import { retrOnce, type RetrResult } from './retr.js';
+import type { SocketCounts } from './time-wait.js';
 
 export interface Target {
   readonly label: string;
@@ -32,6 +33,8 @@ export interface LoginRun extends LoginLoadResult {
   /** Busy time not used by the generator, the backend or any Concierge: other work on the box. */
   readonly otherCpuPct: number;
   readonly stealPct: number;
+  /** TCP sockets on the machine when the run started (see time-wait.ts). */
+  readonly socketsAtStart?: SocketCounts;
 }
 
 export interface LoginPhaseOptions {
@@ -44,6 +47,10 @@ export interface LoginPhaseOptions {
   readonly expectStat: number;
   readonly timeoutMs: number;
   readonly pauseMs: number;
+  /** Counts TCP sockets (TIME_WAIT on the tenant's source address, on the machine), for the report. */
+  readonly sockets?: () => SocketCounts | undefined;
+  /** TLS targets: clients offer their last session for resumption. */
+  readonly resumeTls?: boolean;
 }
 
 /** Order of the targets in round r (1-based): rotated so nobody is always first or last. */
@@ -59,8 +66,9 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
   for (let round = 1; round <= o.rounds; round++) {
     for (const t of rotated(o.targets, round)) {
       await delay(o.pauseMs); // let the previous run's connections finish closing
+      const socketsAtStart = o.sockets?.();
       const before = snapshot(procs);
-      const r = await runLoginLoad({ target: t.endpoint, accounts: o.accounts, concurrency: o.concurrency, durationS: o.durationS, expectStat: o.expectStat, timeoutMs: o.timeoutMs });
+      const r = await runLoginLoad({ target: t.endpoint, accounts: o.accounts, concurrency: o.concurrency, durationS: o.durationS, expectStat: o.expectStat, timeoutMs: o.timeoutMs, resumeTls: o.resumeTls });
       const d = cpuDelta(before, snapshot(procs));
       const per = (s: number) => (r.sessions > 0 ? (s / r.sessions) * 1e6 : Number.NaN);
       const pct = (s: number) => (s / d.elapsedS) * 100;
@@ -79,13 +87,17 @@ export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
         machineBusyPct: pct(d.machineBusyS),
         otherCpuPct: Math.max(0, pct(d.machineBusyS - oursS)),
         stealPct: pct(d.stealS),
+        ...(socketsAtStart !== undefined ? { socketsAtStart } : {}),
       };
       runs.push(run);
       const errs = r.errors ? ` errors ${r.errors} ${JSON.stringify(r.errorKinds)}` : '';
       log(
         `round ${round} logins ${t.label.padEnd(16)} ${r.sessionsPerS.toFixed(0).padStart(5)}/s  p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms` +
           (run.proxyCpuUsPerSession !== undefined ? `  proxy ${run.proxyCpuUsPerSession.toFixed(0)} µs/session (sys ${run.proxySysUsPerSession?.toFixed(0)})` : '') +
-          `  backend ${run.backendCpuUsPerSession.toFixed(0)} µs/session  loadgen ${run.loadgenCpuPct.toFixed(0)}%  other ${run.otherCpuPct.toFixed(0)}%${errs}`,
+          `  backend ${run.backendCpuUsPerSession.toFixed(0)} µs/session  loadgen ${run.loadgenCpuPct.toFixed(0)}%  other ${run.otherCpuPct.toFixed(0)}%` +
+          (r.tlsHandshakes > 0 ? `  TLS resumed ${r.tlsResumed}/${r.tlsHandshakes}` : '') +
+          (socketsAtStart !== undefined ? `  TIME_WAIT ${socketsAtStart.timeWaitFromSource} (machine ${socketsAtStart.timeWait} of ${socketsAtStart.all} TCP)` : '') +
+          errs,
       );
     }
   }
@@ -119,7 +131,7 @@ export async function retrPhase(o: RetrPhaseOptions): Promise<RetrRun[]> {
     const run: RetrRun = { ...r, label: t.label, rep, ...(t.proxyPid !== undefined ? { proxyCpuS: d.procs.get('proxy')?.total, proxySysS: d.procs.get('proxy')?.sys } : {}) };
     runs.push(run);
     log(
-      `${rep === 0 ? 'verify' : `rep ${rep}  `} RETR ${t.label.padEnd(16)} ${r.ok ? `${r.mbps.toFixed(1)} MB/s (${(r.retrS * 1000).toFixed(0)} ms)${rep === 0 ? `, SHA-256 ${r.shaOk ? 'ok' : 'MISMATCH'}` : ''}` : `FAILED: ${r.error}`} [${show(t.endpoint)}]`,
+      `${rep === 0 ? 'verify' : `rep ${rep}  `} RETR ${t.label.padEnd(16)} ${r.ok ? `${r.mbps.toFixed(1)} MB/s (${(r.retrS * 1000).toFixed(0)} ms)${rep === 0 ? `, SHA-256 ${r.shaOk ? 'ok' : 'MISMATCH'}${r.tls ? `, ${r.tls}` : ''}` : ''}` : `FAILED: ${r.error}`} [${show(t.endpoint)}]`,
     );
   };
   // One untimed transfer per target first: checks the content and warms caches.

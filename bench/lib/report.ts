@@ -13,6 +13,10 @@ export interface ReportInput {
   readonly labels: readonly string[];
   /** label → how that Concierge was run (log level). */
   readonly notes: Readonly<Record<string, string>>;
+  /** label → the target its ratios are taken against ("direct", or "direct-tls" for a TLS path); a label not here is a baseline itself. */
+  readonly baselines: Readonly<Record<string, string>>;
+  /** Heading after "POP3 benchmark: " (default "direct vs Concierge"). */
+  readonly title?: string;
   readonly logins: readonly LoginRun[];
   readonly retr: readonly RetrRun[];
   readonly bigOctets: number;
@@ -21,7 +25,7 @@ export interface ReportInput {
 export interface LoginSummary {
   readonly label: string;
   readonly sessionsPerS: number;
-  /** Median over rounds of (this target's sessions/s ÷ direct's, same round). */
+  /** Median over rounds of (this target's sessions/s ÷ its baseline's, same round); NaN for a baseline. */
   readonly vsDirect: number;
   readonly proxyCpuUs: number;
   readonly errors: number;
@@ -36,29 +40,28 @@ export interface RetrSummary {
   readonly shaOk: boolean | undefined;
 }
 
-export function summarizeLogins(runs: readonly LoginRun[], labels: readonly string[]): LoginSummary[] {
-  const direct = new Map(runs.filter((r) => r.label === 'direct').map((r) => [r.round, r.sessionsPerS]));
+export function summarizeLogins(runs: readonly LoginRun[], labels: readonly string[], baselines: Readonly<Record<string, string>>): LoginSummary[] {
   return labels.map((label) => {
     const mine = runs.filter((r) => r.label === label);
+    const base = new Map(runs.filter((r) => r.label === baselines[label]).map((r) => [r.round, r.sessionsPerS]));
     return {
       label,
       sessionsPerS: median(mine.map((r) => r.sessionsPerS)),
-      vsDirect: median(mine.map((r) => r.sessionsPerS / (direct.get(r.round) ?? Number.NaN))),
+      vsDirect: median(mine.map((r) => r.sessionsPerS / (base.get(r.round) ?? Number.NaN))),
       proxyCpuUs: median(mine.map((r) => r.proxyCpuUsPerSession ?? Number.NaN)),
       errors: mine.reduce((a, r) => a + r.errors, 0),
     };
   });
 }
 
-export function summarizeRetr(runs: readonly RetrRun[], labels: readonly string[]): RetrSummary[] {
-  const med = (label: string) => median(runs.filter((r) => r.label === label && r.rep > 0 && r.ok).map((r) => r.mbps));
-  const base = med('direct');
+export function summarizeRetr(runs: readonly RetrRun[], labels: readonly string[], baselines: Readonly<Record<string, string>>): RetrSummary[] {
+  const med = (label: string | undefined) => median(runs.filter((r) => r.label === label && r.rep > 0 && r.ok).map((r) => r.mbps));
   return labels.map((label) => {
     const timed = runs.filter((r) => r.label === label && r.rep > 0);
     return {
       label,
       mbps: med(label),
-      vsDirect: med(label) / base,
+      vsDirect: med(label) / med(baselines[label]),
       ok: timed.filter((r) => r.ok).length,
       timed: timed.length,
       shaOk: runs.find((r) => r.label === label && r.rep === 0)?.shaOk,
@@ -69,7 +72,9 @@ export function summarizeRetr(runs: readonly RetrRun[], labels: readonly string[
 export function renderReport(i: ReportInput): string {
   const out: string[] = [];
   const m = i.machine;
-  out.push(`## POP3 benchmark: direct vs Concierge (${i.date})`, '');
+  const isBase = (label: string) => i.baselines[label] === undefined;
+  const ratio = (label: string, r: number) => (isBase(label) ? '1.00×' : Number.isFinite(r) ? `${r.toFixed(3)}× ${i.baselines[label]}` : '—');
+  out.push(`## POP3 benchmark: ${i.title ?? 'direct vs Concierge'} (${i.date})`, '');
   out.push(`- command: \`${i.command}\``);
   out.push(`- machine: ${m.nproc} CPU (${m.cpuModel}), ${m.memMiB} MiB RAM, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadavg.join(' ')}`);
   out.push(`- code: ${m.git}; ${i.build}`);
@@ -79,7 +84,7 @@ export function renderReport(i: ReportInput): string {
   out.push('');
 
   if (i.logins.length > 0) {
-    const sums = summarizeLogins(i.logins, i.labels);
+    const sums = summarizeLogins(i.logins, i.labels, i.baselines);
     out.push('### Login sessions (connect, greeting, USER, PASS, STAT, QUIT, server close)', '');
     const rows = i.labels.map((label, k) => {
       const mine = i.logins.filter((r) => r.label === label);
@@ -90,11 +95,11 @@ export function renderReport(i: ReportInput): string {
       return [
         label,
         fmt(s.sessionsPerS),
-        label === 'direct' ? '1.00×' : Number.isFinite(s.vsDirect) ? `${s.vsDirect.toFixed(3)}×` : '—',
+        ratio(label, s.vsDirect),
         `${fmt(lo)}–${fmt(hi)}`,
         fmt(median(mine.map((r) => r.p50Ms)), 1),
         fmt(median(mine.map((r) => r.p99Ms)), 1),
-        label === 'direct' ? '—' : `${fmt(s.proxyCpuUs)} (sys ${fmt(median(mine.map((r) => r.proxySysUsPerSession ?? Number.NaN)))})`,
+        isBase(label) ? '—' : `${fmt(s.proxyCpuUs)} (sys ${fmt(median(mine.map((r) => r.proxySysUsPerSession ?? Number.NaN)))})`,
         fmt(median(mine.map((r) => r.backendCpuUsPerSession))),
         s.errors === 0 ? '0' : `${s.errors} ${JSON.stringify(kinds)}`,
         fmt(median(mine.map((r) => r.loadgenCpuPct))),
@@ -109,17 +114,17 @@ export function renderReport(i: ReportInput): string {
       ),
       '',
     );
-    out.push('Medians over rounds; "vs direct" is the median of the per-round ratios. Per round:', '');
+    out.push('Medians over rounds; "vs direct" is the median of the per-round ratios against the target named. Per round:', '');
     const rounds = [...new Set(i.logins.map((r) => r.round))];
     out.push(
       table(
-        ['round', ...i.labels.map((l) => `${l} /s`), ...i.labels.filter((l) => l !== 'direct').map((l) => `${l} µs/session`)],
+        ['round', ...i.labels.map((l) => `${l} /s`), ...i.labels.filter((l) => !isBase(l)).map((l) => `${l} µs/session`)],
         rounds.map((round) => {
           const of = (l: string) => i.logins.find((r) => r.round === round && r.label === l);
           return [
             String(round),
             ...i.labels.map((l) => fmt(of(l)?.sessionsPerS)),
-            ...i.labels.filter((l) => l !== 'direct').map((l) => fmt(of(l)?.proxyCpuUsPerSession)),
+            ...i.labels.filter((l) => !isBase(l)).map((l) => fmt(of(l)?.proxyCpuUsPerSession)),
           ];
         }),
       ),
@@ -128,7 +133,7 @@ export function renderReport(i: ReportInput): string {
   }
 
   if (i.retr.length > 0) {
-    const sums = summarizeRetr(i.retr, i.labels);
+    const sums = summarizeRetr(i.retr, i.labels, i.baselines);
     out.push(`### RETR of one ${(i.bigOctets / 1048576).toFixed(1)} MiB message (one transfer at a time)`, '');
     out.push(
       table(
@@ -139,9 +144,9 @@ export function renderReport(i: ReportInput): string {
           return [
             s.label,
             fmt(s.mbps, 1),
-            s.label === 'direct' ? '1.00×' : Number.isFinite(s.vsDirect) ? `${s.vsDirect.toFixed(3)}×` : '—',
+            ratio(s.label, s.vsDirect),
             `${fmt(lo, 1)}–${fmt(hi, 1)}`,
-            s.label === 'direct'
+            isBase(s.label)
               ? '—'
               : `${fmt(median(timed.map((r) => (r.proxyCpuS ?? Number.NaN) * 1000)))} (sys ${fmt(median(timed.map((r) => (r.proxySysS ?? Number.NaN) * 1000)))})`,
             `${s.ok}/${s.timed}`,
@@ -151,25 +156,27 @@ export function renderReport(i: ReportInput): string {
       ),
       '',
     );
-    out.push('MB = 10^6 octets of the RETR response body (dot-stuffed message + terminator); time = RETR sent → terminator received. "vs direct" is the ratio of the medians.', '');
+    out.push('MB = 10^6 octets of the RETR response body (dot-stuffed message + terminator); time = RETR sent → terminator received. "vs direct" is the ratio of the medians against the target named.', '');
   }
 
-  out.push('### Against the targets (issue)', '');
+  // Issue 5 (TLS) sets no bars of its own: TLS paths are held to the plain ones, against direct-with-TLS.
+  const tlsPaths = Object.values(i.baselines).includes('direct-tls');
+  out.push(`### Against the targets (issue 2${tlsPaths ? '; TLS paths against direct-with-TLS' : ''})`, '');
   const rows: string[][] = [];
-  const lsum = i.logins.length > 0 ? summarizeLogins(i.logins, i.labels) : [];
-  const rsum = i.retr.length > 0 ? summarizeRetr(i.retr, i.labels) : [];
-  const direct = lsum.find((s) => s.label === 'direct');
-  const rdirect = rsum.find((s) => s.label === 'direct');
+  const lsum = i.logins.length > 0 ? summarizeLogins(i.logins, i.labels, i.baselines) : [];
+  const rsum = i.retr.length > 0 ? summarizeRetr(i.retr, i.labels, i.baselines) : [];
   const verdict = (ok: boolean) => (ok ? 'met' : '**missed**');
-  for (const label of i.labels.filter((l) => l !== 'direct')) {
+  for (const label of i.labels.filter((l) => !isBase(l))) {
+    const direct = lsum.find((s) => s.label === i.baselines[label]);
+    const rdirect = rsum.find((s) => s.label === i.baselines[label]);
     const l = lsum.find((s) => s.label === label);
     if (l && direct) {
-      rows.push([`logins/s, ${label}`, fmt(direct.sessionsPerS), fmt(l.sessionsPerS), `${fmt(l.vsDirect, 3)}×`, '≥ 0.95×', verdict(l.vsDirect >= 0.95)]);
+      rows.push([`logins/s, ${label} vs ${i.baselines[label]}`, fmt(direct.sessionsPerS), fmt(l.sessionsPerS), `${fmt(l.vsDirect, 3)}×`, '≥ 0.95×', verdict(l.vsDirect >= 0.95)]);
       rows.push([`proxy CPU µs/session, ${label}`, '—', fmt(l.proxyCpuUs), '—', '≤ 400 µs', verdict(l.proxyCpuUs <= 400)]);
     }
     const r = rsum.find((s) => s.label === label);
-    if (r && rdirect) rows.push([`RETR MB/s, ${label}`, fmt(rdirect.mbps, 1), fmt(r.mbps, 1), `${fmt(r.vsDirect, 3)}×`, '≥ 0.97×', verdict(r.vsDirect >= 0.97)]);
+    if (r && rdirect) rows.push([`RETR MB/s, ${label} vs ${i.baselines[label]}`, fmt(rdirect.mbps, 1), fmt(r.mbps, 1), `${fmt(r.vsDirect, 3)}×`, '≥ 0.97×', verdict(r.vsDirect >= 0.97)]);
   }
-  out.push(table(['measure', 'direct', 'concierge', 'ratio', 'target', 'verdict'], rows), '');
+  out.push(table(['measure', 'baseline', 'concierge', 'ratio', 'target', 'verdict'], rows), '');
   return out.join('\n');
 }

@@ -5,10 +5,10 @@
  * the body, un-dot-stuffs it and compares its SHA-256 with the stored message's.
  */
 import { createHash } from 'node:crypto';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { TLSSocket } from 'node:tls';
 import { unstuff, type Account, type BigMessage } from './mail-data.js';
-import type { Endpoint } from './net-util.js';
+import { connectTo, type Endpoint } from './net-util.js';
 
 export interface RetrResult {
   readonly ok: boolean;
@@ -23,6 +23,8 @@ export interface RetrResult {
   readonly mbps: number;
   /** Only with verify: did the un-stuffed body hash to the message's SHA-256? */
   readonly shaOk?: boolean;
+  /** Over TLS: the protocol and cipher the client negotiated, e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384". */
+  readonly tls?: string;
 }
 
 const TERM = Buffer.from('\r\n.\r\n', 'latin1');
@@ -32,7 +34,9 @@ export function retrOnce(target: Endpoint, account: Account, big: BigMessage, ve
     const t0 = performance.now();
     let tRetr = 0;
     let tEnd = 0;
-    const socket = net.connect({ host: target.host, port: target.port, noDelay: true });
+    const socket = connectTo(target);
+    let negotiated: string | undefined;
+    if (socket instanceof TLSSocket) socket.once('secureConnect', () => (negotiated = `${socket.getProtocol()} ${socket.getCipher().name}`));
     let step = 0; // 0 greeting, 1 USER, 2 PASS, 3 RETR status, 4 body, 5 QUIT reply, 6 closing
     let pending: Buffer = Buffer.alloc(0);
     let octets = 0;
@@ -118,7 +122,7 @@ export function retrOnce(target: Endpoint, account: Account, big: BigMessage, ve
         shaOk = createHash('sha256').update(message).digest('hex') === big.sha256;
         if (!shaOk) error = 'SHA-256 mismatch';
       }
-      resolve({ ok: error === undefined, error, octets, retrS, sessionS, mbps: error === undefined ? big.wireOctets / 1e6 / retrS : Number.NaN, shaOk });
+      resolve({ ok: error === undefined, error, octets, retrS, sessionS, mbps: error === undefined ? big.wireOctets / 1e6 / retrS : Number.NaN, shaOk, ...(negotiated ? { tls: negotiated } : {}) });
     });
   });
 }
