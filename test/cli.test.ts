@@ -194,7 +194,7 @@ describe('the TLS demo, as the README runs it', () => {
         const plain = /pop3:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1];
         await assert.rejects(promisify(execFile)('curl', ['-sS', '--max-time', '10', '-u', 'alice@a.example:alice-a-secret', `pop3://127.0.0.1:${plain}/1`]), 'plaintext login refused');
         const smtpLine = stdout.split('\n').find((l) => l.includes('--mail-rcpt alice@b.example'));
-        assert.ok(smtpLine?.includes('--ssl-reqd'), stdout);
+        assert.ok(smtpLine && smtpLine.includes('--ssl-reqd'), stdout);
         await promisify(execFile)('sh', ['-c', smtpLine.trim()]);
         while (!/"demo SMTP backend received a message","backendOf":"b\.example"/.test(stdout)) await once(child.stdout, 'data');
       } finally {
