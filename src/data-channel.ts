@@ -277,7 +277,7 @@ class Link implements DataLink {
         this.securing--;
         socket.on('error', () => {});
         if (this.closed) return void socket.destroy();
-        if (side === 'client') this.plane.countClientSide(socket);
+        // Bytes stay counted on the TCP socket (already counted): those are the ones on the wire.
         if (this.o.log.isDebugEnabled()) this.o.log.debug('data tls established', { side, protocol: socket.getProtocol(), reused: socket.isSessionReused() });
         const secured = { socket, raw };
         if (side === 'client') this.clientEnd = secured;

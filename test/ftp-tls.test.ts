@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -62,6 +62,7 @@ async function readPlain(port: number): Promise<Buffer> {
 describe('FTPS toward clients: AUTH TLS, implicit FTPS, PBSZ / PROT, protected data channels', () => {
   let ca: TestCa;
   let hostCert: IssuedCertificate;
+  let tenantCert: IssuedCertificate;
   /** AUTH TLS with requireTls and requireProtP. */
   let strict: FtpTwoTenants;
   /** Implicit FTPS (the port 990 role), PROT C allowed. */
@@ -73,7 +74,15 @@ describe('FTPS toward clients: AUTH TLS, implicit FTPS, PBSZ / PROT, protected d
     hostCert = await ca.issue(['ftp.host.example', '127.0.0.1']);
     const certificate = { cert: hostCert.cert, key: hostCert.key };
     strict = await startFtpTwoTenants({ base: 21600, filesA: { 'file.bin': FILE }, listener: { tls: 'starttls', requireTls: true, requireProtP: true, certificate } });
-    implicit = await startFtpTwoTenants({ base: 21700, filesA: { 'file.bin': FILE }, listener: { tls: 'implicit', certificate } });
+    tenantCert = await ca.issue(['a.example', '*.a.example']);
+    implicit = await startFtpTwoTenants({
+      base: 21700,
+      filesA: { 'file.bin': FILE },
+      listener: { tls: 'implicit', certificate },
+      tenantPatch: (tenants) => {
+        tenants[0]!.certificate = { cert: tenantCert.cert, key: tenantCert.key };
+      },
+    });
     tmp = await mkdtemp(path.join(os.tmpdir(), 'concierge-ftps-client-'));
     await writeFile(path.join(tmp, 'file.bin'), FILE);
   });
@@ -183,6 +192,44 @@ describe('FTPS toward clients: AUTH TLS, implicit FTPS, PBSZ / PROT, protected d
     assert.match(await readFtpReply(c), /^226 /);
     assert.equal(sha256(Buffer.concat(chunks)), sha256(FILE));
     data.end();
+    await ftpCommand(c, 'QUIT');
+    await c.closed;
+  });
+
+  test('SNI names the tenant: its certificate on the control and data connections, the data connection resuming the control session', async () => {
+    const c = await RawClient.connectTls(implicit.port, { ca: ca.pem, servername: 'ftp.a.example' });
+    const names = (s: tls.TLSSocket) => new X509Certificate(s.getPeerCertificate().raw).subjectAltName ?? '';
+    assert.match(names(c.socket as tls.TLSSocket), /DNS:a\.example/);
+    await readFtpReply(c);
+    await ftpCommand(c, 'PBSZ 0');
+    await ftpCommand(c, 'PROT P');
+    assert.match(await ftpCommand(c, 'USER alice'), /^331 /, 'a bare user name: the tenant SNI named');
+    assert.match(await ftpCommand(c, `PASS ${FTP_PASSWORD_A}`), /^230/);
+    await ftpCommand(c, 'TYPE I');
+    const port = epsvPort(await ftpCommand(c, 'EPSV'));
+    // A full handshake on the data connection shows the tenant's certificate…
+    const data = tls.connect({ host: '127.0.0.1', port, ca: ca.pem, servername: 'ftp.a.example' });
+    const chunks: Buffer[] = [];
+    data.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await once(data, 'secureConnect');
+    assert.match(names(data), /DNS:a\.example/);
+    assert.match(await ftpCommand(c, 'RETR file.bin'), /^150 /);
+    await once(data, 'end');
+    data.end();
+    assert.match(await readFtpReply(c), /^226 /);
+    assert.equal(sha256(Buffer.concat(chunks)), sha256(FILE));
+    // …and one offering the control connection's session resumes it (the context is the control's).
+    const again = epsvPort(await ftpCommand(c, 'EPSV'));
+    const resumed = tls.connect({ host: '127.0.0.1', port: again, ca: ca.pem, servername: 'ftp.a.example', session: (c.socket as tls.TLSSocket).getSession() });
+    const listing: Buffer[] = [];
+    resumed.on('data', (chunk: Buffer) => listing.push(chunk));
+    await once(resumed, 'secureConnect');
+    assert.equal(resumed.isSessionReused(), true);
+    assert.match(await ftpCommand(c, 'NLST'), /^150 /);
+    await once(resumed, 'end');
+    resumed.end();
+    assert.match(await readFtpReply(c), /^226 /);
+    assert.match(Buffer.concat(listing).toString(), /file\.bin/);
     await ftpCommand(c, 'QUIT');
     await c.closed;
   });
