@@ -27,10 +27,10 @@ describe('FTPS interop: lftp → Concierge → vsftpd, TLS on every connection',
   let vsftpd: Vsftpd;
   let concierge: Concierge;
   let tmp: string;
-  const ports: Record<'starttls' | 'implicit', number> = { starttls: 0, implicit: 0 };
+  const ports: Record<'starttls' | 'implicit' | 'backendActive', number> = { starttls: 0, implicit: 0, backendActive: 0 };
 
   /** Runs an lftp script against a Concierge listener with TLS forced on control and data. */
-  async function lftp(listener: 'starttls' | 'implicit', commands: string[], settings: string[] = []): Promise<string> {
+  async function lftp(listener: keyof typeof ports, commands: string[], settings: string[] = []): Promise<string> {
     const url = `${listener === 'implicit' ? 'ftps' : 'ftp'}://127.0.0.1:${ports[listener]}`;
     const script = [
       'set cmd:fail-exit true',
@@ -59,7 +59,9 @@ describe('FTPS interop: lftp → Concierge → vsftpd, TLS on every connection',
       limits: { authFailDelayMs: 50, connectTimeoutMs: 2_000, backendReplyTimeoutMs: 5_000, loginTimeoutMs: 10_000, idleTimeoutMs: 30_000, dataConnectTimeoutMs: 10_000 },
       listeners: [
         { protocol: 'ftp', address: '127.0.0.1', port: 0, passivePorts: { from: 22100, to: 22139 }, tls: 'starttls', requireTls: true, requireProtP: true, certificate },
-        { protocol: 'ftp', address: '127.0.0.1', port: 0, passivePorts: { from: 22140, to: 22179 }, tls: 'implicit', certificate },
+        { protocol: 'ftp', address: '127.0.0.1', port: 0, passivePorts: { from: 22140, to: 22169 }, tls: 'implicit', certificate },
+        // vsftpd dials Concierge for data (PORT) and is still the TLS server on that connection.
+        { protocol: 'ftp', address: '127.0.0.1', port: 0, passivePorts: { from: 22170, to: 22179 }, tls: 'starttls', certificate, backendDataMode: 'active' },
       ],
       tenants: [
         {
@@ -72,6 +74,7 @@ describe('FTPS interop: lftp → Concierge → vsftpd, TLS on every connection',
     concierge = await startConcierge(config, { logger: createSilentLogger() });
     ports.starttls = concierge.listeners[0]!.address().port;
     ports.implicit = concierge.listeners[1]!.address().port;
+    ports.backendActive = concierge.listeners[2]!.address().port;
   });
   after(async () => {
     await concierge?.close();
@@ -84,6 +87,7 @@ describe('FTPS interop: lftp → Concierge → vsftpd, TLS on every connection',
     ['AUTH TLS, passive', 'starttls', []],
     ['AUTH TLS, active', 'starttls', ['set ftp:passive-mode false', 'set ftp:port-range 22180-22189']],
     ['implicit FTPS, passive', 'implicit', []],
+    ['AUTH TLS, backend active (PORT to Concierge)', 'backendActive', []],
   ] as const) {
     test(`${name}: lftp lists and downloads byte-identical files`, async () => {
       const file = `big-${listener}-${settings.length}.bin`;
@@ -98,7 +102,7 @@ describe('FTPS interop: lftp → Concierge → vsftpd, TLS on every connection',
     const log = await vsftpd.log();
     const clients = new Set([...log.matchAll(/Client "([^"]+)"/g)].map((m) => m[1]).filter((ip) => ip !== PROBE_ADDRESS));
     assert.deepEqual([...clients], ['127.0.0.2']);
-    assert.equal([...log.matchAll(/OK DOWNLOAD/g)].length, 6);
+    assert.equal([...log.matchAll(/OK DOWNLOAD/g)].length, 8);
     assert.match(log, /AUTH TLS/);
     assert.match(log, /PROT P/);
   });
