@@ -4,7 +4,9 @@
  * from the backend's side, which source address the proxy dialled from.
  */
 import { EventEmitter, once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { MaildirStore } from './maildir.js';
 import { Pop3Session, type ConnectionRecord, type SessionServices } from './pop3-session.js';
 
@@ -19,6 +21,8 @@ export interface DemoPop3ServerOptions {
   /** When true (the default) DELE lasts for the session only and QUIT removes nothing. */
   readOnly?: boolean;
   greeting?: string;
+  /** POP3S: TLS from the first byte with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
 }
 
 /** Events of a `DemoPop3Server`; each carries the (live) record of the connection. */
@@ -37,6 +41,7 @@ export class DemoPop3Server extends EventEmitter<DemoPop3ServerEvents> {
   private readonly requestedPort: number;
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  private readonly rawSockets = new Set<Socket>();
   private readonly lockedMaildrops = new Set<string>();
   private readonly services: SessionServices;
 
@@ -56,7 +61,16 @@ export class DemoPop3Server extends EventEmitter<DemoPop3ServerEvents> {
     };
     // Half-open sockets let a scripted client send everything, close its side, and still
     // read every reply; the session closes ours once it has answered.
-    this.server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    const { tls } = options;
+    this.server = tls
+      ? createTlsServer({ allowHalfOpen: true, cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, (socket) => this.accept(socket))
+      : createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    // A TLS client that gives up mid-handshake leaves a half-open TCP socket that never becomes a
+    // session: these are tracked from 'connection' on, so close() can end them too.
+    this.server.on('connection', (raw: Socket) => {
+      this.rawSockets.add(raw);
+      raw.once('close', () => this.rawSockets.delete(raw));
+    });
     // Accept failures (EMFILE and the like) must not become an unhandled 'error'.
     this.server.on('error', () => {});
   }
@@ -87,6 +101,7 @@ export class DemoPop3Server extends EventEmitter<DemoPop3ServerEvents> {
     const closed = [...this.sockets].map((socket) => new Promise((resolve) => socket.once('close', resolve)));
     const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const socket of this.sockets) socket.destroy();
+    for (const socket of this.rawSockets) socket.destroy();
     await Promise.all([stopped, ...closed]);
   }
 

@@ -170,10 +170,22 @@ export interface RoutingContext {
   readonly tls: ClientTls;
   /** As LoginContext.startTls. */
   startTls(): Promise<void>;
+  /** The instance is shutting down: end the session at the next point with no transaction open (goodbye `shuttingDown`). */
+  readonly draining: boolean;
+  /**
+   * Set by the module while it waits for a command with no transaction open: a shutdown then
+   * ends the session at once with the `shuttingDown` goodbye, instead of waiting for the grace.
+   */
+  quiet: boolean;
   /** Ends the backend connection held (after whatever was written to it, e.g. QUIT). Safe to call twice. */
   disconnect(): void;
   /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
   countError(why: string): void;
+  /**
+   * The client is known to be `tenant` without a backend (the relay identified the sender): the
+   * login timer stops, only the idle timer applies, and the session's logs and counters name the tenant.
+   */
+  identified(tenant: string): void;
 }
 
 /** The contract between the core (sockets, time, tenants, logs) and one protocol's words. */

@@ -1,7 +1,11 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+/** What /metrics serves: one process's Metrics, or the primary's sum over its workers. */
+export interface MetricsSource {
+  text(): Promise<string>;
+  readonly contentType: string;
+}
 
 /** The admin HTTP listener: `GET /metrics` (Prometheus text), `GET /healthz`; anything else 404. */
 export interface AdminServer {
@@ -10,14 +14,14 @@ export interface AdminServer {
 }
 
 /** `healthy()`: whether the instance still accepts connections (false while shutting down: 503). */
-export async function startAdmin(where: { address: string; port: number }, metrics: Metrics, healthy: () => boolean, logger: Logger): Promise<AdminServer> {
+export async function startAdmin(where: { address: string; port: number }, metrics: MetricsSource, healthy: () => boolean, logger: Logger): Promise<AdminServer> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     const get = req.method === 'GET' || req.method === 'HEAD';
     if (get && path === '/metrics') {
       metrics.text().then(
         (text) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
+          res.writeHead(200, { 'content-type': metrics.contentType });
           res.end(text);
         },
         (err: unknown) => {

@@ -5,11 +5,14 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
 import { TlsStore } from './tls.js';
+import { isClusterWorker, runPrimary, serveMetricsToPrimary, workerCount } from './cluster.js';
 import { startConcierge, type Concierge } from './concierge.js';
+import { createLogger } from './log.js';
 import { runDemo } from './demo.js';
 import { serveInetd } from './inetd.js';
 import { packageRoot } from './package-root.js';
 import { TenantDirectory, type Protocol } from './tenants.js';
+import { registerQueueCommands } from '../relay/queue-cli.js';
 
 const program = new Command('concierge').description('Protocol-aware front proxy for shared hosting (POP3; FTP and SMTP to come)');
 
@@ -46,7 +49,8 @@ function handleSignals(concierge: Concierge, configFile: string, extra: () => Pr
     concierge.logger.info('stopping: logged-in sessions may finish (a second signal cuts them)', { signal });
     void Promise.all([concierge.close(), extra()]).then(() => process.exit(0));
   };
-  process.on('SIGINT', () => stop('SIGINT'));
+  // A worker hears SIGTERM from its primary; the SIGINT a terminal sends the whole group is the primary's to handle.
+  process.on('SIGINT', () => (isClusterWorker() ? undefined : stop('SIGINT')));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
     loadConfig(configFile).then(
@@ -63,8 +67,16 @@ program
   .option('--pid-file <file>', 'write the process id here once listening (for `concierge reload`); removed on exit')
   .action(async (opts: { config: string; pidFile?: string }) => {
     const config = await loadConfig(opts.config).catch(exitOnConfigError);
-    const concierge = await startConcierge(config);
-    if (opts.pidFile) writePidFile(opts.pidFile);
+    const workers = workerCount(config.workers);
+    if (workers > 1 && !isClusterWorker()) {
+      // The primary binds nothing itself: its workers share the listeners (node:cluster hands them the sockets).
+      await runPrimary(config, workers, createLogger(config.log.level));
+      if (opts.pidFile) writePidFile(opts.pidFile);
+      return;
+    }
+    const concierge = await startConcierge(config, { serveAdmin: !isClusterWorker() });
+    if (isClusterWorker()) serveMetricsToPrimary(concierge.metrics.registry);
+    else if (opts.pidFile) writePidFile(opts.pidFile);
     handleSignals(concierge, opts.config);
   });
 
@@ -140,6 +152,8 @@ program
     process.stdout.write(demo.instructions);
     handleSignals(demo.concierge, opts.config, demo.stopBackends);
   });
+
+registerQueueCommands(program, (file) => loadConfig(file).catch(exitOnConfigError));
 
 program.parseAsync().catch((err: unknown) => {
   process.stderr.write(`concierge: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,13 +1,16 @@
 import { protocolModules } from '../proxies/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { type Config, effectiveLimits } from './config.js';
+import { AuthPenalty } from './auth-penalty.js';
 import { Listener } from './listener.js';
+import { TenantConnections } from './tenant-connections.js';
 import { ActivatedSockets } from './socket-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
 import { TenantDirectory } from './tenants.js';
 import { TlsStore } from './tls.js';
+import { Relay } from '../relay/index.js';
 
 /** Bytes and sessions per tenant since start (what `session closed` log lines add up to). */
 export interface TenantTraffic {
@@ -23,6 +26,8 @@ export interface Concierge {
   readonly logger: Logger;
   /** Counters for /metrics (kept with or without an admin listener). */
   readonly metrics: Metrics;
+  /** The outbound relay (queues and delivery), when the config has `relay`. */
+  readonly relay: Relay | undefined;
   /** The /metrics and /healthz listener, when the config has `admin`. */
   readonly admin: AdminServer | undefined;
   /**
@@ -39,9 +44,10 @@ export interface Concierge {
 
 /**
  * Opens every configured listener. Rejects (closing what it opened) if one cannot bind.
- * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`).
+ * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`);
+ * with `serveAdmin: false` no admin listener is opened (a cluster worker).
  */
-export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean; tls?: TlsStore } = {}): Promise<Concierge> {
+export async function startConcierge(config: Config, options: { logger?: Logger; bind?: boolean; serveAdmin?: boolean; tls?: TlsStore } = {}): Promise<Concierge> {
   const logger = options.logger ?? createLogger(config.log.level);
   let directory = new TenantDirectory(config);
   let tls = options.tls ?? (await TlsStore.load(config, logger));
@@ -57,11 +63,16 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     traffic.set(outcome.tenant, t);
   };
   const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
+  const tenantConnections = new TenantConnections();
+  const authPenalty = new AuthPenalty();
+  metrics.watchAuthPenalty(authPenalty);
   let stopping = false;
+  const relayConfig = config.relay;
+  const relay = relayConfig && options.bind !== false ? await Relay.start({ ...config, relay: relayConfig }, logger, metrics) : undefined;
   const listeners = config.listeners.map((l, index) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
-    const module = base.forListener?.(l) ?? base;
+    const module = l.mode === 'relay' && relay ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
     const name = `${l.protocol}@${l.address}:${l.port}`;
     return new Listener(l, {
       module,
@@ -72,6 +83,8 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
       logger,
       onSessionDone: count,
       metrics: metrics.forListener(name, l.protocol),
+      tenantConnections,
+      authPenalty,
     });
   });
   let admin: AdminServer | undefined;
@@ -79,9 +92,11 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     // Listeners systemd passed sockets for take them; the others bind their configured address.
     const activated = new ActivatedSockets();
     if (options.bind !== false) for (const listener of listeners) await listener.listen(activated.take(listener.config));
-    if (config.admin && options.bind !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
+    // A cluster worker leaves `admin` to its primary, which sums the workers' metrics.
+    if (config.admin && options.bind !== false && options.serveAdmin !== false) admin = await startAdmin(config.admin, metrics, () => !stopping, logger);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close().catch(() => {})));
+    await relay?.close();
     throw err;
   }
   let adminClosed: Promise<void> | undefined;
@@ -90,22 +105,33 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     traffic,
     logger,
     metrics,
+    relay,
     admin,
     reloadTenants(next, nextTls) {
       directory = new TenantDirectory(next);
+      // Certificates may change on reload; anything else about a listener needs a restart.
+      const listenersKept = listenerShape(next) === listenerShape(config);
       if (nextTls) {
         tls = nextTls;
-        if (JSON.stringify(next.listeners) === JSON.stringify(config.listeners)) listenerTls = nextTls;
+        if (listenersKept) listenerTls = nextTls;
       }
-      logger.info('tenants reloaded', { tenants: next.tenants.length });
-      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
-      if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
+      relay?.reload(next);
+      logger.info('tenants reloaded', { tenants: next.tenants.length, ...(nextTls ? { certificates: listenersKept ? 'reloaded' : 'backends and tenants only' } : {}) });
+      const ignored: string[] = (['limits', 'log', 'demo', 'admin', 'workers', 'relay'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      if (!listenersKept) ignored.unshift('listeners');
+      if (ignored.length > 0) logger.warn('reload applies tenants, certificates and login separators only: restart to apply the rest', { ignored });
     },
     async close(graceMs) {
       // /healthz says 503 from the first signal on, so a load balancer stops sending while sessions drain.
       stopping = true;
       await Promise.all(listeners.map((l) => l.close(graceMs)));
+      await relay?.close();
       await (adminClosed ??= admin?.close());
     },
   };
+}
+
+/** A config's listeners without their certificates: what a reload cannot change. */
+function listenerShape(config: Config): string {
+  return JSON.stringify(config.listeners.map(({ certificate: _, ...rest }) => rest));
 }

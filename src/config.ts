@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { identifyBySchema, relaySchema, tenantRelayFields } from '../relay/config.js';
 
 /** Thrown by loadConfig: every problem, each naming its JSON path. */
 export class ConfigError extends Error {
@@ -47,12 +48,18 @@ export const limitsSchema = z.strictObject({
   maxLoginAttempts: z.int().min(1).max(100).default(3),
   /** Every failed login is answered this long after the client's last login line. */
   authFailDelayMs: z.int().min(0).max(60_000).default(2_000),
+  /** Each further failed login from one client address doubles its delay (Dovecot's auth penalty), up to this. */
+  authPenaltyMaxMs: z.int().min(0).max(300_000).default(15_000),
+  /** A client address's failure count drops by one for each such quiet period. */
+  authPenaltyDecayMs: ms.max(86_400_000).default(600_000),
   /** On SIGTERM / SIGINT: how long logged-in sessions may go on before they are cut. */
   shutdownGraceMs: z.int().min(0).max(600_000).default(8_000),
   /** FTP: a data listener or data dial with no connection within this is closed (its port released). */
   dataConnectTimeoutMs: ms.default(30_000),
   /** Sessions open at once on a listener; absent: no limit (HAProxy's maxconn, xinetd's instances). */
   maxConnections: z.int().min(1).optional(),
+  /** Sessions open at once per tenant (all listeners of the process), for tenants without a maxConnections of their own. */
+  maxConnectionsPerTenant: z.int().min(1).optional(),
   /** Sessions open at once from one client address on a listener (xinetd's per_source). */
   maxConnectionsPerIp: z.int().min(1).optional(),
   /** Connections accepted from one client address in the last second (xinetd's cps, HAProxy's conn_rate). */
@@ -89,14 +96,23 @@ const backendSchema = z.strictObject({
   insecureSkipVerify: z.boolean().optional(),
   /** SMTP only: pass the client's address, port and HELO name with XCLIENT when the backend advertises it (Postfix). */
   xclient: z.boolean().optional(),
-  /** SMTP only: open the backend connection with a PROXY protocol header (v1 text or v2 binary) carrying the client's address. */
-  proxyProtocol: z.union([z.literal(1), z.literal(2)], { error: 'must be 1 or 2 (PROXY protocol version)' }).optional(),
+  /** Open each connection to this backend with a PROXY protocol header carrying the client's address (v1 text or v2 binary). */
+  sendProxyProtocol: z.enum(['v1', 'v2'], { error: 'must be "v1" or "v2" (PROXY protocol version)' }).optional(),
 });
 export type Backend = z.infer<typeof backendSchema>;
 
 /** FTP: the ports Concierge's own passive data listeners take, both ends included. */
 const portRangeSchema = z.strictObject({ from: backendPort, to: backendPort });
 export type PortRange = z.infer<typeof portRangeSchema>;
+
+/** Inbound PROXY protocol: which peers are balancers that must (and alone may) send a header. */
+const proxyProtocolSchema = z.strictObject({
+  /** Peers (the balancers) whose connections must open with a v1 or v2 header; from anyone else no header is read. */
+  trusted: z.array(cidr).min(1, { error: 'list at least one trusted balancer address or block' }),
+  /** How long a trusted peer may take to send the whole header. */
+  timeoutMs: ms.max(60_000).default(5_000),
+});
+export type ProxyProtocolConfig = z.infer<typeof proxyProtocolSchema>;
 
 const listenerSchema = z.strictObject({
   protocol: z.enum(['pop3', 'ftp', 'smtp'], { error: 'protocol must be "pop3", "ftp" or "smtp"' }),
@@ -105,6 +121,8 @@ const listenerSchema = z.strictObject({
   /** Text after the greeting's status ("+OK ", "220 "); never a software version. */
   banner: lineText.optional(),
   limits: listenerLimitsSchema.optional(),
+  /** Read a PROXY protocol header (v1 or v2) from trusted balancers: the client it names is the session's client. */
+  proxyProtocol: proxyProtocolSchema.optional(),
   /** FTP only, required there: ports for the passive listeners answered in 227 / 229. */
   passivePorts: portRangeSchema.optional(),
   /** FTP only: the IPv4 address written in 227 replies (behind NAT); default: the address the client dialled. */
@@ -112,7 +130,9 @@ const listenerSchema = z.strictObject({
   /** FTP only: how Concierge asks the backend for data connections. */
   backendDataMode: z.enum(['passive', 'active']).optional(),
   /** SMTP only: "mx" routes each transaction by recipient domain (port 25); "submission" by AUTH identity (port 587). Default "mx". */
-  mode: z.enum(['mx', 'submission'], { error: 'mode must be "mx" or "submission"' }).optional(),
+  mode: z.enum(['mx', 'submission', 'relay'], { error: 'mode must be "mx", "submission" or "relay"' }).optional(),
+  /** SMTP relay only: how the sending tenant is identified, in this order. Default ["auth", "address"]. */
+  identifyBy: identifyBySchema.optional(),
   /** SMTP only: the name in the 220 greeting and the EHLO reply (never a version); default: the host's name. */
   hostname: z.hostname({ error: 'must be a host name' }).optional(),
   /** SMTP only: the SIZE advertised and enforced, in octets (RFC 1870). Default 25 MiB. */
@@ -140,6 +160,8 @@ const tenantSchema = z.strictObject({
   backendUser: z.enum(['local', 'full']).default('local'),
   /** Served to clients whose TLS server name (SNI) is the tenant's domain, an alias, or a name under them. */
   certificate: certificateSchema.optional(),
+  /** Sessions of this tenant open at once in the process; past it a login gets the protocol's temporary failure. */
+  maxConnections: z.int().min(1).optional(),
   backends: z
     .strictObject({
       pop3: z.array(backendSchema).default([]),
@@ -148,6 +170,7 @@ const tenantSchema = z.strictObject({
       imap: z.array(backendSchema).default([]),
     })
     .prefault({}),
+  ...tenantRelayFields,
 });
 export type TenantConfig = z.infer<typeof tenantSchema>;
 
@@ -180,6 +203,8 @@ export const configSchema = z.strictObject({
   limits: limitsSchema.prefault({}),
   listeners: z.array(listenerSchema).min(1, { error: 'at least one listener is needed' }),
   tenants: z.array(tenantSchema).default([]),
+  /** Processes serving the listeners (node:cluster): a number, or "auto" for one per CPU. Changing it needs a restart. */
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')], { error: 'must be a number of processes from 1 to 256, or "auto"' }).default(1),
   /** The HTTP listener for /metrics and /healthz; absent: none. Loopback by default: it is not for the world. */
   admin: z
     .strictObject({
@@ -189,6 +214,8 @@ export const configSchema = z.strictObject({
       maxTenantSeries: z.int().min(0).max(1_000_000).optional(),
     })
     .optional(),
+  /** Outbound mail for tenants (relay/): needed by a listener in mode "relay". */
+  relay: relaySchema.optional(),
   /** Backends that `concierge demo` starts in-process (the repository's small POP3 server, ftp-srv, smtp-server). */
   demo: z
     .strictObject({
@@ -287,12 +314,14 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024;
 function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string[] {
   const problems: string[] = [];
   if (l.protocol !== 'smtp') {
-    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs'] as const) {
+    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs', 'identifyBy'] as const) {
       if (l[key] !== undefined) problems.push(`listeners[${i}].${key}: only an smtp listener takes ${key}`);
     }
     return problems;
   }
-  if (l.greetingDelayMs !== undefined && l.mode === 'submission') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
+  if (l.greetingDelayMs !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
+  if (l.identifyBy !== undefined && l.mode !== 'relay') problems.push(`listeners[${i}].identifyBy: only a relay listener identifies senders`);
+  if (l.mode === 'relay' && !config.relay) problems.push(`listeners[${i}].mode: a relay listener needs the top-level "relay" section (spool, …)`);
   const lim = effectiveLimits(config, l);
   if ((l.greetingDelayMs ?? 0) >= lim.loginTimeoutMs) problems.push(`listeners[${i}].greetingDelayMs: must be less than loginTimeoutMs (${lim.loginTimeoutMs})`);
   return problems;
@@ -308,7 +337,7 @@ function checkListenerTls(l: ListenerConfig, i: number): string[] {
   return problems;
 }
 
-/** Backend options that only SMTP understands, and at most one way of passing the client's identity. */
+/** XCLIENT only on SMTP backends, and at most one way of passing the client's identity. */
 function checkBackendOptions(config: Config): string[] {
   const problems: string[] = [];
   config.tenants.forEach((t, i) => {
@@ -319,9 +348,9 @@ function checkBackendOptions(config: Config): string[] {
           for (const key of ['ca', 'servername', 'insecureSkipVerify'] as const) if (b[key] !== undefined) problems.push(`${where}.${key}: only a backend with tls takes ${key}`);
         }
         if (protocol !== 'smtp') {
-          for (const key of ['xclient', 'proxyProtocol'] as const) if (b[key] !== undefined) problems.push(`${where}.${key}: only an smtp backend takes ${key}`);
-        } else if (b.xclient && b.proxyProtocol !== undefined) {
-          problems.push(`${where}: xclient and proxyProtocol both pass the client's identity: choose one`);
+          if (b.xclient !== undefined) problems.push(`${where}.xclient: only an smtp backend takes xclient`);
+        } else if (b.xclient && b.sendProxyProtocol !== undefined) {
+          problems.push(`${where}: xclient and sendProxyProtocol both pass the client's identity: choose one`);
         }
       });
     }
@@ -375,6 +404,7 @@ export function parseConfig(raw: unknown, baseDir = process.cwd(), file?: string
     resolveFiles(t.certificate);
     for (const b of Object.values(t.backends).flat()) if (b.ca) b.ca = path.resolve(baseDir, b.ca);
   }
+  if (config.relay) config.relay.spool = path.resolve(baseDir, config.relay.spool);
   return config;
 }
 

@@ -11,8 +11,10 @@ import { acceptTls, connectTls, type ListenerTls } from './tls.js';
 
 /** What a session's data plane needs from its listener and its two control sockets. */
 export interface DataPlaneOptions {
-  /** The client's control socket: its peer is the only address data may come from or go to. */
+  /** The client's control socket (its local address is where passive data listeners bind). */
   readonly client: net.Socket;
+  /** The control client's IP (a PROXY header's, when a balancer relays it): the only one data may come from or go to. */
+  readonly clientAddress: string;
   /** The backend's control socket: its local address is the tenant's source address. */
   readonly backend: net.Socket;
   readonly ports: PassivePorts | undefined;
@@ -134,7 +136,7 @@ class Link implements DataLink {
 
   /** The control client's IP: the one address allowed on the client side. */
   private get clientIp(): string {
-    return unmapIPv4(this.o.client.remoteAddress ?? '');
+    return this.o.clientAddress;
   }
 
   private armTimer(): void {

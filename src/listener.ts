@@ -1,13 +1,17 @@
 import net from 'node:net';
-import type { ProtocolModule } from '../proxies/types.js';
-import { Admission } from './admission.js';
+import type { Peer, ProtocolModule } from '../proxies/types.js';
+import { Admission, blockListOf } from './admission.js';
+import type { AuthPenalty } from './auth-penalty.js';
 import type { Limits, ListenerConfig } from './config.js';
 import type { DataSetup } from './data-channel.js';
 import type { Logger } from './log.js';
 import { PassivePorts } from './port-range.js';
+import { readProxyHeader } from './proxy-header-reader.js';
+import { peerFrom } from './proxy-protocol.js';
 import { FailureTiming } from './failure-timing.js';
 import type { ListenerMetrics, RefusalLimit } from './metrics.js';
 import { Session, type SessionOutcome } from './session.js';
+import type { TenantConnections } from './tenant-connections.js';
 import { unmapIPv4, type TenantDirectory } from './tenants.js';
 import type { SessionDeps } from './session.js';
 
@@ -26,6 +30,9 @@ export interface ListenerDeps {
   readonly logger: Logger;
   readonly onSessionDone: (outcome: SessionOutcome) => void;
   readonly metrics: ListenerMetrics;
+  /** Shared by every listener of the instance: per-tenant session counts, per-address login failures. */
+  readonly tenantConnections?: TenantConnections;
+  readonly authPenalty?: AuthPenalty;
 }
 
 /** One TCP server for one configured listener; owns its sessions until they are done. */
@@ -36,6 +43,10 @@ export class Listener {
   private readonly refusing = new Set<net.Socket>();
   private readonly admission: Admission;
   private readonly failureTiming = new FailureTiming();
+  /** Balancers whose connections open with a PROXY header (proxyProtocol.trusted). */
+  private readonly balancers: net.BlockList | undefined;
+  /** Connections from balancers whose PROXY header has not arrived yet. */
+  private readonly awaitingHeader = new Set<net.Socket>();
   private closing: Promise<void> | undefined;
   private idleWaiters: Array<() => void> = [];
   /** FTP: the listener's passive ports, shared by its sessions. */
@@ -50,6 +61,7 @@ export class Listener {
     this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     this.passivePorts = config.passivePorts && new PassivePorts(config.passivePorts);
     this.admission = new Admission(deps.limits);
+    this.balancers = config.proxyProtocol && blockListOf(config.proxyProtocol.trusted);
     this.data = this.passivePorts && { ports: this.passivePorts, passiveAddress: config.passiveAddress, backendDataMode: config.backendDataMode ?? 'passive' };
     this.server.on('error', (err) => deps.logger.error('listener error', { listener: this.name, error: err.message }));
   }
@@ -89,15 +101,56 @@ export class Listener {
   }
 
   private accept(socket: net.Socket): void {
+    if (this.balancers) {
+      // A client that reset before we got here has no address left to judge: it is gone anyway.
+      if (socket.remoteAddress === undefined) return void socket.destroy();
+      const from = unmapIPv4(socket.remoteAddress);
+      if (this.balancers.check(from, net.isIPv6(from) ? 'ipv6' : 'ipv4')) return this.acceptFromBalancer(socket, from);
+    }
+    this.admit(socket, undefined);
+  }
+
+  /**
+   * A trusted balancer's connection: its PROXY header names the client, who is then admitted and
+   * served as if it had connected itself. No header, or a malformed one: closed, logged, counted.
+   */
+  private acceptFromBalancer(socket: net.Socket, from: string): void {
+    const { logger, metrics } = this.deps;
+    socket.on('error', () => {}); // a reset after the header is the session's to report; before it, the reader's
+    this.awaitingHeader.add(socket);
+    readProxyHeader(socket, this.config.proxyProtocol!.timeoutMs).then(
+      (header) => {
+        this.awaitingHeader.delete(socket);
+        if (this.closing || socket.destroyed) {
+          socket.destroy();
+          if (this.isIdle()) this.notifyIdle();
+          return;
+        }
+        const ownEnds: Peer = { clientAddress: from, clientPort: socket.remotePort ?? 0, localAddress: unmapIPv4(socket.localAddress ?? ''), localPort: socket.localPort ?? 0 };
+        socket.resume(); // the reader paused it; the session's reader attaches before the next tick
+        this.admit(socket, header.source ? peerFrom(header, ownEnds) : undefined);
+      },
+      (err: Error) => {
+        this.awaitingHeader.delete(socket);
+        metrics.refused('proxyHeader');
+        logger.warn('connection refused', { listener: this.name, client: `${from}:${socket.remotePort}`, reason: 'proxyHeader', error: err.message });
+        socket.destroy();
+        if (this.isIdle()) this.notifyIdle();
+      },
+    );
+  }
+
+  /** Applies the connection limits to the client (`peer`'s when a balancer named one), then starts its session. */
+  private admit(socket: net.Socket, peer: Peer | undefined): void {
     const { metrics } = this.deps;
     const limited = this.admission.active;
     let address = '';
     if (limited) {
-      // A client that reset before we got here has no address left to judge: it is gone anyway.
-      if (socket.remoteAddress === undefined) return void socket.destroy();
-      address = unmapIPv4(socket.remoteAddress);
+      if (peer) address = peer.clientAddress;
+      else if (socket.remoteAddress === undefined) return void socket.destroy();
+      else address = unmapIPv4(socket.remoteAddress);
       const refusal = this.admission.admit(address);
-      if (refusal) return this.refuse(socket, address, refusal);
+      if (refusal) return this.refuse(socket, address, refusal, peer?.clientPort);
     }
     metrics.started.inc();
     metrics.active.inc();
@@ -112,6 +165,8 @@ export class Listener {
       data: this.data,
       failureTiming: this.failureTiming,
       events: metrics,
+      tenantConnections: this.deps.tenantConnections,
+      authPenalty: this.deps.authPenalty,
       onDone: (s, outcome) => {
         this.sessions.delete(s);
         if (limited) this.admission.release(address);
@@ -120,15 +175,15 @@ export class Listener {
         this.deps.onSessionDone(outcome);
         if (this.isIdle()) this.notifyIdle();
       },
-    });
+    }, peer);
     this.sessions.add(session);
     session.start();
   }
 
   /** Answers with the protocol's temporary-failure line and closes; no session, no backend. */
-  private refuse(socket: net.Socket, address: string, limit: RefusalLimit): void {
+  private refuse(socket: net.Socket, address: string, limit: RefusalLimit, port = socket.remotePort): void {
     this.deps.metrics.refused(limit);
-    if (this.deps.logger.isInfoEnabled()) this.deps.logger.info('connection refused', { listener: this.name, client: `${address}:${socket.remotePort}`, reason: limit });
+    if (this.deps.logger.isInfoEnabled()) this.deps.logger.info('connection refused', { listener: this.name, client: `${address}:${port}`, reason: limit });
     socket.on('error', () => {});
     if (this.refusing.size >= MAX_LINGERING_REFUSALS) return void socket.destroy();
     this.refusing.add(socket);
@@ -143,7 +198,7 @@ export class Listener {
   }
 
   private isIdle(): boolean {
-    return this.sessions.size === 0 && this.refusing.size === 0;
+    return this.sessions.size === 0 && this.refusing.size === 0 && this.awaitingHeader.size === 0;
   }
 
   private notifyIdle(): void {
@@ -166,6 +221,7 @@ export class Listener {
   async close(graceMs = this.deps.limits.shutdownGraceMs): Promise<void> {
     if (!this.closing) {
       this.closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const socket of this.awaitingHeader) socket.destroy(); // no session yet: nothing to say goodbye to
       for (const session of this.sessions) session.shutdown(false);
     }
     const cut = () => {

@@ -2,7 +2,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SessionOutcome } from './session.js';
 
 /** Why a connection was refused before any session began (the `limit` label). */
-export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp';
+export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp' | 'proxyHeader';
 
 /**
  * The `tenant` label of a login that named no configured tenant. Never the login's own domain:
@@ -44,6 +44,8 @@ export class Metrics {
   private readonly loginsOk = this.counter('concierge_logins_ok_total', 'Logins the backend accepted.', ['tenant', 'protocol']);
   private readonly loginsFailed = this.counter('concierge_logins_failed_total', 'Logins refused, by reason (authFailed, inUse, tempFailure, unknownTenant); tenant "" when no configured tenant matched.', ['tenant', 'protocol', 'reason']);
   private readonly backendFailures = this.counter('concierge_backend_failures_total', 'Backends that could not be reached or broke the login dialogue, by error code.', ['tenant', 'protocol', 'code']);
+  private readonly tenantRefusals = this.counter('concierge_tenant_refusals_total', 'Logins refused by a limit of their tenant (maxConnections) before any backend was dialled.', ['tenant', 'protocol', 'limit']);
+  private readonly tlsHandshakes = this.counter('concierge_tls_handshakes_total', 'Client TLS handshakes (implicit or after STARTTLS), per listener, by outcome: the TLS version, or "failed".', ['listener', 'protocol', 'outcome']);
   private readonly bytesUp = this.counter('concierge_client_to_backend_bytes_total', 'Bytes read from clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
   private readonly bytesDown = this.counter('concierge_backend_to_client_bytes_total', 'Bytes written to clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
   /** protocol → tenant → series. */
@@ -72,6 +74,23 @@ export class Metrics {
 
   private counter<L extends string>(name: string, help: string, labelNames: L[]): Counter<L> {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** Exposes how many client addresses carry an auth penalty now (read at each scrape). */
+  watchAuthPenalty(penalty: { readonly size: number }): void {
+    new Gauge({
+      name: 'concierge_auth_penalty_addresses',
+      help: 'Client addresses whose failed logins are answered later than authFailDelayMs now (auth penalty).',
+      registers: [this.registry],
+      collect() {
+        this.set(penalty.size);
+      },
+    });
+  }
+
+  /** The exposition's media type. */
+  get contentType(): string {
+    return this.registry.contentType;
   }
 
   /** The Prometheus text exposition. */
@@ -106,6 +125,7 @@ export class Metrics {
     };
     const refusals = new Map<RefusalLimit, Child>();
     const unknownFailed = new Map<string, Child>();
+    const handshakes = new Map<string, Child>();
     return {
       started: this.sessionsStarted.labels({ listener, protocol }),
       active: this.sessionsActive.labels({ listener, protocol }),
@@ -131,6 +151,14 @@ export class Metrics {
         if (!child) byCode.set(code, (child = this.backendFailures.labels({ tenant: this.labelOf(tenant), protocol, code })));
         child.inc();
       },
+      tlsHandshake: (outcome) => {
+        let child = handshakes.get(outcome);
+        if (!child) handshakes.set(outcome, (child = this.tlsHandshakes.labels({ listener, protocol, outcome })));
+        child.inc();
+      },
+      tenantRefused: (tenant, limit) => {
+        this.tenantRefusals.inc({ tenant: this.labelOf(tenant), protocol, limit });
+      },
       sessionDone: (outcome) => {
         if (outcome.tenant === undefined) return;
         const series = seriesOf(outcome.tenant);
@@ -152,6 +180,8 @@ export interface ListenerMetrics {
   /** `tenant` undefined: the login named no configured tenant. */
   loginFailed(tenant: string | undefined, reason: string): void;
   backendFailed(tenant: string, code: string): void;
+  tenantRefused(tenant: string, limit: 'maxConnections'): void;
+  tlsHandshake(outcome: string): void;
   /** Adds a closed session's bytes to its tenant (sessions that reached no tenant add nothing). */
   sessionDone(outcome: SessionOutcome): void;
 }

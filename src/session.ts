@@ -4,11 +4,14 @@ import type { Backend, Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
+import type { AuthPenalty } from './auth-penalty.js';
 import type { FailureTiming } from './failure-timing.js';
 import { LineChannel } from './line-channel.js';
+import { encodeProxyHeader } from './proxy-protocol.js';
 import { type Logger, SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
 import { splice } from './splice.js';
+import type { TenantConnections } from './tenant-connections.js';
 import type { Route, TenantDirectory } from './tenants.js';
 import { acceptTls, type BackendTlsOptions, connectTls, type ListenerTls } from './tls.js';
 import { unmapIPv4 } from './tenants.js';
@@ -33,6 +36,10 @@ export interface SessionDeps {
   readonly tls?: () => ListenerTls | undefined;
   /** How to speak TLS to a backend, when it is configured for it. */
   readonly backendTls?: (backend: Backend) => BackendTlsOptions | undefined;
+  /** Per-tenant session counts of the process (maxConnections of a tenant). */
+  readonly tenantConnections?: TenantConnections;
+  /** Per-address failed-login record of the process (the growing delay). */
+  readonly authPenalty?: AuthPenalty;
 }
 
 /** What a session reports besides its log lines (the listener's metrics). */
@@ -41,6 +48,10 @@ export interface SessionEvents {
   /** `tenant` undefined: the login named no configured tenant. */
   loginFailed(tenant: string | undefined, reason: string): void;
   backendFailed(tenant: string, code: string): void;
+  /** A login for `tenant` was refused by a limit of the tenant's before any backend was dialled. */
+  tenantRefused?(tenant: string, limit: 'maxConnections'): void;
+  /** A client TLS handshake ended: its protocol version ("TLSv1.3"), or "failed". */
+  tlsHandshake?(outcome: string): void;
 }
 
 /** How a session ended, for counters and tests. */
@@ -82,6 +93,8 @@ export class Session {
   private readonly log: SessionLog;
   private errors = 0;
   private tenant: string | undefined;
+  /** The tenant whose connection slot this session holds (tenantConnections). */
+  private tenantSlot: string | undefined;
   private backend: Socket | undefined;
   /** What close() must interrupt: an outstanding dial, or the auth-failure delay. */
   private pendingDial: Dial | undefined;
@@ -92,6 +105,9 @@ export class Session {
   /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
   private dataPlane: DataPlane | undefined;
   private outcome: SessionOutcome | undefined;
+  /** A routing module's context (SMTP mx), and whether a shutdown asked it to end. */
+  private routing: RoutingContext | undefined;
+  private draining = false;
   private reported = false;
 
   /** The client's socket: the accepted one, or the TLS socket over it once the handshake is done. */
@@ -102,9 +118,14 @@ export class Session {
   /** The tenant the client's TLS server name (SNI) named: the default tenant of a bare login. */
   private sniTenant: string | undefined;
 
+  /**
+   * `peerOverride`: the client a trusted balancer named in its PROXY header; it stands for the
+   * socket's own ends in limits, logs, routing by local address, XCLIENT and FTP data checks.
+   */
   constructor(
     private readonly raw: Socket,
     private readonly deps: SessionDeps,
+    private readonly peerOverride?: Peer,
   ) {
     const client = raw;
     this.client = raw;
@@ -116,7 +137,12 @@ export class Session {
       this.socketClosed();
     });
     // Built at the first line written: at level "warn" a good session never pays for its address fields.
-    this.log = new SessionLog(deps.logger, () => ({ sid: this.id, proto: deps.module.name, client: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` }));
+    this.log = new SessionLog(deps.logger, () => ({
+      sid: this.id,
+      proto: deps.module.name,
+      client: peerOverride ? `${peerOverride.clientAddress}:${peerOverride.clientPort}` : `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}`,
+      ...(peerOverride ? { via: `${unmapIPv4(client.remoteAddress ?? '?')}:${client.remotePort}` } : {}),
+    }));
     this.loginTimer = setTimeout(() => this.close('login timeout', 'timeout'), deps.limits.loginTimeoutMs);
   }
 
@@ -131,8 +157,15 @@ export class Session {
    * left to finish (a transfer in flight completes) unless `force`.
    */
   shutdown(force: boolean): void {
-    if (this.phase === 'login') this.close('shutting down', 'shuttingDown');
-    else if (force) this.close('shutting down');
+    if (this.phase === 'login') return this.close('shutting down', 'shuttingDown');
+    if (this.phase === 'serving') {
+      // A routing module (SMTP mx) between transactions is told goodbye now; one inside a
+      // transaction finishes it, and says goodbye at its next quiet point (or is cut at the grace).
+      this.draining = true;
+      if (force || this.routing?.quiet) this.close('shutting down', 'shuttingDown');
+      return;
+    }
+    if (force) this.close('shutting down');
   }
 
   private async run(): Promise<void> {
@@ -149,24 +182,29 @@ export class Session {
       const credentialsAt = Date.now();
       this.tenant = undefined;
       this.log.with({ tenant: undefined, backend: undefined });
-      const route = this.deps.directory().resolve(login.name, module.name, this.client.localAddress, this.sniTenant);
+      const route = this.deps.directory().resolve(login.name, module.name, this.localAddress, this.sniTenant);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
         : { ok: false, reason: 'unknownTenant' };
       this.ensureOpen();
       if ('socket' in result) return this.spliceWith(clientChannel, result, login);
 
-      this.log.info('login failed', { user: login.name, reason: result.reason, attempt });
-      this.deps.events?.loginFailed(this.tenant, result.reason);
       // An unknown domain, user or password: one reply, one text, one delay, and an unknown
       // domain takes at least as long as the backends' own refusals have lately.
-      const { failureTiming } = this.deps;
+      const { failureTiming, authPenalty } = this.deps;
       if (result.reason === 'authFailed') failureTiming?.observe(Date.now() - credentialsAt);
       const floor = result.reason === 'unknownTenant' ? (failureTiming?.typicalMs() ?? 0) : 0;
-      await this.pause(credentialsAt + Math.max(limits.authFailDelayMs, floor) - Date.now());
-      const reply = result.reason === 'tempFailure' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
+      const guessed = result.reason === 'authFailed' || result.reason === 'unknownTenant';
+      const delayMs = guessed && authPenalty ? authPenalty.fail(this.peer().clientAddress, { baseMs: limits.authFailDelayMs, maxMs: limits.authPenaltyMaxMs, decayMs: limits.authPenaltyDecayMs }) : limits.authFailDelayMs;
+      // A failed login holds no slot of its tenant: unauthenticated sessions must not fill a tenant's quota.
+      this.releaseTenantSlot();
+      // delayMs past authFailDelayMs: this address's auth penalty.
+      this.log.info('login failed', { user: login.name, reason: result.reason, attempt, delayMs });
+      this.deps.events?.loginFailed(this.tenant, result.reason);
+      await this.pause(credentialsAt + Math.max(delayMs, floor) - Date.now());
+      const reply = result.reason === 'tempFailure' || result.reason === 'tenantMaxConnections' ? module.reply('tempFailure') : (result.reply ?? module.reply('authFailed'));
       if (attempt >= limits.maxLoginAttempts) return this.close('too many login attempts', undefined, false, reply);
-      if (result.reason === 'tempFailure' && module.closesAfterTempFailure) return this.close('no backend available', undefined, false, reply);
+      if ((result.reason === 'tempFailure' || result.reason === 'tenantMaxConnections') && module.closesAfterTempFailure) return this.close('no backend available', undefined, false, reply);
       this.client.write(reply);
     }
   }
@@ -192,11 +230,15 @@ export class Session {
       this.client = accepted.socket;
       this.tlsContext = accepted.context;
       this.sniTenant = accepted.sniTenant;
+      this.deps.events?.tlsHandshake?.(accepted.socket.getProtocol() ?? 'unknown');
       accepted.socket.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
       this.log.with({ tls: accepted.socket.getProtocol() ?? 'tls', ...(accepted.sniTenant ? { sni: accepted.sniTenant } : {}) });
       if (this.deps.logger.isDebugEnabled()) this.log.debug('tls established', { cipher: accepted.socket.getCipher().name, servername: (accepted.socket as unknown as { servername?: string }).servername });
     } catch (err) {
-      if (this.phase !== 'closed') this.log.info('tls handshake failed', { error: (err as Error).message });
+      if (this.phase !== 'closed') {
+        this.log.info('tls handshake failed', { error: (err as Error).message });
+        this.deps.events?.tlsHandshake?.('failed');
+      }
       throw new ClientGoneError('CLIENT_ERROR', `TLS handshake failed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -225,9 +267,10 @@ export class Session {
   }
 
   /** Tries each backend of the route in order: dial from the tenant's address, replay the login. */
-  private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure'; reply?: string }> {
+  private async loginToBackends(route: Route, login: LoginRequest, ctx: LoginContext): Promise<LoggedIn | { ok: false; reason: 'authFailed' | 'inUse' | 'tempFailure' | 'tenantMaxConnections'; reply?: string }> {
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant });
+    if (!this.holdTenantSlot(route)) return { ok: false, reason: 'tenantMaxConnections' };
     for (const backend of route.backends) {
       const where = `${backend.host}:${backend.port}`;
       try {
@@ -264,6 +307,7 @@ export class Session {
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
+    this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     let idle = false;
     client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
@@ -284,9 +328,10 @@ export class Session {
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
+    this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     const clientTls = this.tlsView && this.tlsContext ? { view: this.tlsView, context: this.tlsContext } : undefined;
-    const data = new DataPlane({ client, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log, clientTls, backendTls: backend.tls?.options });
+    const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log, clientTls, backendTls: backend.tls?.options });
     this.dataPlane = data;
     this.openSockets++;
     void data.closed.then(() => this.socketClosed());
@@ -299,7 +344,7 @@ export class Session {
     const ctx: ControlContext = {
       limits: deps.limits,
       log: this.log,
-      clientAddress: unmapIPv4(client.remoteAddress ?? ''),
+      clientAddress: this.peer().clientAddress,
       backendDataMode: deps.data?.backendDataMode ?? 'passive',
       tls: this.tlsState(),
       backendTls: backend.tls !== undefined,
@@ -321,17 +366,29 @@ export class Session {
     const { client, deps } = this;
     this.phase = 'serving';
     client.setTimeout(deps.limits.idleTimeoutMs, () => this.close('idle timeout', 'timeout'));
+    const session = this;
     const ctx: RoutingContext = {
+      get draining() {
+        return session.draining;
+      },
+      quiet: false,
       limits: deps.limits,
       log: this.log,
       peer: this.peer(),
-      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, client.localAddress, this.sniTenant)?.tenant.domain,
+      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddress, this.sniTenant)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
       tls: this.tlsState(),
       startTls: () => this.startClientTls(clientChannel),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
+      identified: (tenant) => {
+        clearTimeout(this.loginTimer);
+        if (this.tenant === tenant) return;
+        this.tenant = tenant;
+        this.log.with({ tenant });
+      },
     };
+    this.routing = ctx;
     return serve(clientChannel, ctx).then((outcome) => this.close(outcome.reason, outcome.goodbye, true));
   }
 
@@ -339,10 +396,14 @@ export class Session {
   private async connectRoute<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'> {
     this.ensureOpen();
     this.disconnectBackend();
-    const route = this.deps.directory().resolve(name, this.deps.module.name, this.client.localAddress, this.sniTenant);
+    const route = this.deps.directory().resolve(name, this.deps.module.name, this.localAddress, this.sniTenant);
     if (!route) return 'unknownTenant';
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant, backend: undefined });
+    if (!this.holdTenantSlot(route)) {
+      this.log.info('tenant connection refused', { limit: 'maxConnections' });
+      return 'tempFailure';
+    }
     const sourceAddress = route.tenant.sourceAddress;
     for (const backend of route.backends) {
       const address = `${backend.host}:${backend.port}`;
@@ -377,6 +438,29 @@ export class Session {
   }
 
   /**
+   * Takes a connection slot of the route's tenant (giving back one held for another tenant);
+   * false when the tenant is at its maxConnections, which is counted and logged.
+   */
+  private holdTenantSlot(route: Route): boolean {
+    const counts = this.deps.tenantConnections;
+    const tenant = route.tenant.domain;
+    if (!counts || this.tenantSlot === tenant) return true;
+    this.releaseTenantSlot();
+    if (!counts.acquire(tenant, route.tenant.maxConnections ?? this.deps.limits.maxConnectionsPerTenant)) {
+      this.deps.events?.tenantRefused?.(tenant, 'maxConnections');
+      return false;
+    }
+    this.tenantSlot = tenant;
+    return true;
+  }
+
+  private releaseTenantSlot(): void {
+    if (this.tenantSlot === undefined) return;
+    this.deps.tenantConnections?.release(this.tenantSlot);
+    this.tenantSlot = undefined;
+  }
+
+  /**
    * Dials one backend from the tenant's address (and with implicit TLS, handshakes); from the
    * connect on, the session owns the socket.
    */
@@ -392,6 +476,8 @@ export class Session {
     this.openSockets++;
     socket.once('close', () => this.socketClosed());
     socket.on('error', () => {}); // the channels and splice report errors; this keeps a late one from crashing us
+    // The header is the first byte the backend reads, whatever the protocol says after it.
+    if (backend.sendProxyProtocol) socket.write(encodeProxyHeader(backend.sendProxyProtocol, this.peer()));
     const tls = this.deps.backendTls?.(backend);
     if (tls?.mode === 'implicit') {
       try {
@@ -421,7 +507,13 @@ export class Session {
     socket.once('close', () => clearTimeout(linger));
   }
 
+  /** The address the client dialled: the balancer's view when a PROXY header named it. */
+  private get localAddress(): string | undefined {
+    return this.peerOverride?.localAddress ?? this.client.localAddress;
+  }
+
   private peer(): Peer {
+    if (this.peerOverride) return this.peerOverride;
     const { client } = this;
     return {
       clientAddress: unmapIPv4(client.remoteAddress ?? ''),
@@ -429,6 +521,11 @@ export class Session {
       localAddress: unmapIPv4(client.localAddress ?? ''),
       localPort: client.localPort ?? 0,
     };
+  }
+
+  private clearPenalty(): void {
+    const penalty = this.deps.authPenalty;
+    if (penalty && penalty.size > 0) penalty.succeed(this.peer().clientAddress);
   }
 
   private loginContext(clientChannel: LineChannel): LoginContext {
@@ -515,6 +612,7 @@ export class Session {
     if (this.phase === 'closed') return;
     const wasSpliced = this.phase === 'spliced';
     this.phase = 'closed';
+    this.releaseTenantSlot();
     clearTimeout(this.loginTimer);
     this.pendingDial?.cancel();
     if (this.delay) {

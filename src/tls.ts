@@ -177,6 +177,9 @@ export interface AcceptedTls {
  */
 export function acceptTls(raw: Socket, view: ListenerTls, timeoutMs: number, reuse?: tls.SecureContext): Promise<AcceptedTls> {
   return new Promise((resolve, reject) => {
+    // Paused, bytes already read (after a PROXY header, the ClientHello may be among them) stay
+    // buffered, and the TLS socket takes them over as its first input; flowing, they would be lost.
+    raw.pause();
     let chosen = view.contextFor(undefined).context;
     let sniTenant: string | undefined;
     const socket = new tls.TLSSocket(raw, {

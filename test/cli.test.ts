@@ -43,8 +43,11 @@ describe('concierge CLI', () => {
     }
     for (const [i, server] of raw.demo.smtpServers.entries()) {
       server.port = await closedPort();
-      raw.tenants[i].backends.smtp[0].port = server.port;
+      // The entry after the tenants' backends is the relay's sink (the outside world).
+      if (i < raw.tenants.length) raw.tenants[i].backends.smtp[0].port = server.port;
+      else raw.relay.transports['*'] = `127.0.0.1:${server.port}`;
     }
+    raw.relay.spool = path.join(dir, 'relay-spool');
     demoConfig = path.join(dir, 'demo.json');
     await writeFile(demoConfig, JSON.stringify(raw));
     await writeFile(path.join(dir, 'bad.json'), JSON.stringify({ listeners: [{ protocol: 'pop3', address: 'nowhere', port: 110 }], tenants: [{ domain: 'a.example', bogus: 1 }] }));
@@ -54,7 +57,7 @@ describe('concierge CLI', () => {
   test('check accepts the demo config', async () => {
     const r = await run(['check', '--config', path.join(root, 'tenants.json')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /ok \(3 listener\(s\), 2 tenant\(s\)\)/);
+    assert.match(r.stdout, /ok \(4 listener\(s\), 2 tenant\(s\)\)/);
   });
 
   test('check prints every problem with its JSON path and exits 1', async () => {
@@ -144,11 +147,64 @@ describe('concierge CLI', () => {
         const delivered = new RegExp(`"message":"demo SMTP backend received a message","backendOf":"${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}"`);
         while (!delivered.test(stdout)) await once(child.stdout, 'data');
       }
+      // The printed relay lines: each tenant's mail reaches the outside world from the tenant's address, with its name.
+      for (const [tenant, source] of [['a', '127.0.0.2'], ['b', '127.0.0.3']] as const) {
+        const line = stdout.split('\n').find((l) => l.includes(`--mail-from web@${tenant}.example`));
+        assert.ok(line, stdout);
+        await promisify(execFile)('sh', ['-c', line.trim()]);
+        const delivered = new RegExp(`"message":"demo mail sink \\(the outside world\\) received a message","from":"web@${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}","helo":"${tenant}\\.example"`);
+        while (!delivered.test(stdout)) await once(child.stdout, 'data');
+      }
     } finally {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       const [code] = (await exited) as [number | null];
       assert.equal(code, 0);
+    }
+  });
+});
+
+describe('the TLS demo, as the README runs it', () => {
+  test('openssl makes the certificate, `demo --config demo/tenants-tls.json` serves POP3S, STLS and STARTTLS, and the printed curl lines work', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-tls-demo-'));
+    try {
+      // The README's commands, in a copy of the demo folder's config (its relative paths resolved).
+      const raw = JSON.parse(await readFile(path.join(root, 'demo', 'tenants-tls.json'), 'utf8'));
+      for (const l of raw.listeners) l.port = 0;
+      for (const d of raw.demo.pop3Servers) d.maildir = path.join(root, 'demo', d.maildir);
+      const config = path.join(dir, 'tenants-tls.json');
+      await writeFile(config, JSON.stringify(raw));
+      const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+      const opensslLine = /mkdir -p demo\/tls && (openssl req [^\n]*\\\n[^\n]*)/.exec(readme)![1]!.replace('\\\n', ' ');
+      await promisify(execFile)('sh', ['-c', `mkdir -p tls && ${opensslLine.replaceAll('demo/tls/', 'tls/')}`], { cwd: dir });
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, 'demo', '--config', config], { cwd: root });
+      let stdout = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c));
+      try {
+        while (!stdout.includes('Ctrl-C')) await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => assert.fail(`demo exited: ${stdout}`))]);
+        assert.match(stdout, /POP3 front door \(TLS\)/);
+        assert.match(stdout, /POP3 front door \(STARTTLS required\)/);
+        const pop3Lines = stdout.split('\n').filter((l) => /curl .*pop3s?:\/\//.test(l));
+        assert.equal(pop3Lines.length, 4, stdout);
+        for (const line of pop3Lines) {
+          const args = line.trim().split(/\s+/).slice(1).map((a) => a.replace(/^'|'$/g, ''));
+          const { stdout: body } = await promisify(execFile)('curl', ['-sS', '--max-time', '10', ...args], { encoding: 'utf8' });
+          assert.match(body, /alice/, line);
+        }
+        const plain = /pop3:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1];
+        await assert.rejects(promisify(execFile)('curl', ['-sS', '--max-time', '10', '-u', 'alice@a.example:alice-a-secret', `pop3://127.0.0.1:${plain}/1`]), 'plaintext login refused');
+        const smtpLine = stdout.split('\n').find((l) => l.includes('--mail-rcpt alice@b.example'));
+        assert.ok(smtpLine?.includes('--ssl-reqd'), stdout);
+        await promisify(execFile)('sh', ['-c', smtpLine.trim()]);
+        while (!/"demo SMTP backend received a message","backendOf":"b\.example"/.test(stdout)) await once(child.stdout, 'data');
+      } finally {
+        const exited = once(child, 'exit');
+        child.kill('SIGTERM');
+        const [code] = (await exited) as [number | null];
+        assert.equal(code, 0);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -13,23 +13,23 @@ describe('SMTP config', () => {
         { ...smtp, mode: 'mx', hostname: 'mx.example.net', maxMessageSize: 10_485_760, greetingDelayMs: 100 },
         { ...smtp, port: 2587, mode: 'submission' },
       ],
-      tenants: [tenant({ xclient: true }), { domain: 'b.example', backends: { smtp: [{ host: '127.0.0.1', port: 13002, proxyProtocol: 2 }] } }],
+      tenants: [tenant({ xclient: true }), { domain: 'b.example', backends: { smtp: [{ host: '127.0.0.1', port: 13002, sendProxyProtocol: 'v2' }] } }],
     });
     assert.deepEqual(config.listeners.map((l) => [l.protocol, l.mode, l.hostname, l.maxMessageSize]), [
       ['smtp', 'mx', 'mx.example.net', 10_485_760],
       ['smtp', 'submission', undefined, undefined],
     ]);
     assert.equal(config.tenants[0]!.backends.smtp[0]!.xclient, true);
-    assert.equal(config.tenants[1]!.backends.smtp[0]!.proxyProtocol, 2);
+    assert.equal(config.tenants[1]!.backends.smtp[0]!.sendProxyProtocol, 'v2');
   });
 
   test('field errors name their JSON path', () => {
     const problems = problemsOf({
-      listeners: [{ ...smtp, mode: 'relay', hostname: 'not a host', maxMessageSize: 10 }],
-      tenants: [tenant({ proxyProtocol: 3, xclient: 'yes' })],
+      listeners: [{ ...smtp, mode: 'smtps', hostname: 'not a host', maxMessageSize: 10 }],
+      tenants: [tenant({ sendProxyProtocol: 2, xclient: 'yes' })],
     });
     const paths = problems.map((p) => p.slice(0, p.indexOf(':'))).sort();
-    assert.deepEqual(paths, ['listeners[0].hostname', 'listeners[0].maxMessageSize', 'listeners[0].mode', 'tenants[0].backends.smtp[0].proxyProtocol', 'tenants[0].backends.smtp[0].xclient']);
+    assert.deepEqual(paths, ['listeners[0].hostname', 'listeners[0].maxMessageSize', 'listeners[0].mode', 'tenants[0].backends.smtp[0].sendProxyProtocol', 'tenants[0].backends.smtp[0].xclient']);
   });
 
   test('SMTP fields belong to smtp listeners and smtp backends only', () => {
@@ -45,12 +45,16 @@ describe('SMTP config', () => {
   });
 
   test('one way of passing the client identity per backend; the greeting delay fits the login timeout; only mx holds it', () => {
-    assert.deepEqual(problemsOf({ listeners: [smtp], tenants: [tenant({ xclient: true, proxyProtocol: 1 })] }), [
-      "tenants[0].backends.smtp[0]: xclient and proxyProtocol both pass the client's identity: choose one",
+    assert.deepEqual(problemsOf({ listeners: [smtp], tenants: [tenant({ xclient: true, sendProxyProtocol: 'v1' })] }), [
+      "tenants[0].backends.smtp[0]: xclient and sendProxyProtocol both pass the client's identity: choose one",
     ]);
     assert.deepEqual(problemsOf({ listeners: [{ ...smtp, greetingDelayMs: 20_000, limits: { loginTimeoutMs: 15_000 } }], tenants: [] }), [
       'listeners[0].greetingDelayMs: must be less than loginTimeoutMs (15000)',
     ]);
     assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'submission', greetingDelayMs: 10 }], tenants: [] }), ['listeners[0].greetingDelayMs: only an mx listener holds its greeting back']);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'relay' }, { ...smtp, port: 2526, identifyBy: ['auth'] }], tenants: [] }), [
+      'listeners[0].mode: a relay listener needs the top-level "relay" section (spool, …)',
+      'listeners[1].identifyBy: only a relay listener identifies senders',
+    ]);
   });
 });

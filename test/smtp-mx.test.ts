@@ -302,3 +302,30 @@ describe('SMTP mx: limits, failures and abuse', () => {
     assert.equal(env.a.messages.length, before);
   });
 });
+
+describe('SMTP mx: shutdown', () => {
+  test('on SIGTERM-style close, a session between transactions gets 421 at once; one inside a transaction finishes it, then gets 421', async () => {
+    const env = await startSmtpTenants({ limits: { shutdownGraceMs: 60_000 } });
+    try {
+      const quiet = await RawClient.connect(env.port);
+      await quiet.line();
+      await say(quiet, 'EHLO quiet.example');
+      const busy = await RawClient.connect(env.port);
+      await busy.line();
+      await say(busy, 'EHLO busy.example');
+      assert.match(await say(busy, 'MAIL FROM:<x@sender.example>'), /^250/);
+      assert.match(await say(busy, 'RCPT TO:<alice@a.example>'), /^250/);
+      const closing = env.concierge.close();
+      assert.match(await quiet.line(), /^421 4\.3\.2 /);
+      await quiet.closed;
+      assert.match(await say(busy, 'DATA'), /^354/);
+      assert.match(await say(busy, 'Subject: last\r\n\r\nfinished during the drain\r\n.'), /^250/);
+      assert.match(await busy.line(), /^421 4\.3\.2 /);
+      await busy.closed;
+      await closing;
+      assert.equal(env.a.messages.length, 1, 'the transaction in flight was delivered');
+    } finally {
+      await env.close();
+    }
+  });
+});

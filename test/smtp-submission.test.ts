@@ -54,7 +54,7 @@ describe('SMTP submission: routing by AUTH identity', () => {
     assert.match(await say(c, 'MAIL FROM:<alice@b.example>'), /^250/);
     assert.match(await say(c, 'QUIT'), /^221/);
     await c.closed;
-    assert.deepEqual(env.b.auths.at(-1), { user: 'alice', ok: true, remoteAddress: '127.0.0.3' });
+    assert.deepEqual(env.b.auths.at(-1), { user: 'alice', ok: true, remoteAddress: '127.0.0.3', secure: false });
     await idle();
   });
 

@@ -1,7 +1,6 @@
 import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
 import type { BackendTarget, LoginRequest, Peer, Verdict } from '../types.js';
-import { proxyHeader } from './proxy-header.js';
 import { extensionsOf, readReply, type SmtpReply } from './reply-reader.js';
 
 /** What the backend offered after EHLO (keyword → parameters). */
@@ -28,15 +27,23 @@ async function ehlo(backend: LineChannel, hostname: string, timeoutMs: number): 
 }
 
 /**
- * The start of every backend connection: PROXY header (if configured), the 220 greeting, EHLO,
+ * The start of every backend connection (after the core's PROXY header, if configured): the 220 greeting, EHLO,
  * and XCLIENT (Postfix XCLIENT_README) when configured and advertised, which restarts the
  * session at a new 220 and so takes a second EHLO. Any failure is a BackendError: next backend.
  */
 export async function introduce(backend: LineChannel, target: BackendTarget, client: ClientIdentity, hostname: string, timeoutMs: number): Promise<Extensions> {
-  if (target.options.proxyProtocol) await backend.writeBytes(proxyHeader(target.options.proxyProtocol, client.peer));
   const greeting = await readReply(backend, timeoutMs, 'while reading the greeting');
   if (greeting.code !== 220) throw new BackendError('BACKEND_PROTOCOL', `backend greeted with ${greeting.code}`);
   let extensions = await ehlo(backend, hostname, timeoutMs);
+  if (target.tls === 'starttls') {
+    // RFC 3207: STARTTLS, 220, handshake, and EHLO again: what was offered in plaintext is forgotten.
+    if (!extensions.has('STARTTLS')) throw new BackendError('BACKEND_TLS', 'backend does not offer STARTTLS');
+    backend.writeLine('STARTTLS');
+    const go = await readReply(backend, timeoutMs, 'while sending STARTTLS');
+    if (go.code !== 220) throw new BackendError('BACKEND_TLS', `backend answered STARTTLS with ${go.code}`);
+    await target.startTls(backend);
+    extensions = await ehlo(backend, hostname, timeoutMs);
+  }
   const offered = extensions.get('XCLIENT');
   if (target.options.xclient && offered !== undefined) {
     const names = new Set(offered.toUpperCase().split(' '));

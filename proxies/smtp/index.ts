@@ -17,6 +17,7 @@ export function createSmtpModule(s: SmtpSettings): ProtocolModule {
     reply: (kind) => table[kind],
     forListener,
   } satisfies Partial<ProtocolModule>;
+  if (s.mode === 'relay') throw new Error('an smtp listener in mode "relay" is served by the relay (relay/intake.ts)');
   if (s.mode === 'mx') {
     return {
       ...base,

@@ -58,7 +58,13 @@ class MxSession {
     this.client.write(`220 ${this.s.hostname} ESMTP\r\n`);
     const debug = this.ctx.log.isDebugEnabled();
     for (;;) {
+      if (this.ctx.draining && !this.tx) {
+        this.quitBackends();
+        return { reason: 'shutting down', goodbye: 'shuttingDown' };
+      }
+      this.ctx.quiet = !this.tx;
       const event = await this.client.next();
+      this.ctx.quiet = false;
       if (event.kind !== 'line') {
         this.error(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line', event.kind === 'tooLong' ? '500 5.5.2 Line too long\r\n' : '500 5.5.2 Syntax error\r\n');
         continue;
@@ -104,11 +110,24 @@ class MxSession {
     this.helo = { verb, name };
     return this.endTransaction().then(() => {
       this.state = 'greeted';
-      this.client.write(verb === 'EHLO' ? ehloReply(this.s, false) : `250 ${this.s.hostname}\r\n`);
+      this.client.write(verb === 'EHLO' ? ehloReply(this.s, false, this.ctx.tls) : `250 ${this.s.hostname}\r\n`);
     });
   }
 
+  /** RFC 3207 §4.2: the go-ahead, the handshake, then a fresh session: EHLO again, no transaction kept. */
+  async startTls(arg: string): Promise<void> {
+    const { tls } = this.ctx;
+    if (!tls.offered) return this.error('STARTTLS not offered', tls.active ? replies.tlsActive : replies.noTls);
+    if (arg.trim() !== '') return this.error('STARTTLS with an argument', replies.syntaxArgs);
+    await this.endTransaction();
+    this.client.write(replies.startTls);
+    await this.ctx.startTls();
+    this.helo = undefined;
+    this.state = 'fresh';
+  }
+
   mail(arg: string): void {
+    if (this.ctx.tls.required && !this.ctx.tls.active) return this.error('MAIL before STARTTLS', replies.needTls);
     const from = parsePath(arg, 'FROM');
     if (!from) return this.error('bad MAIL syntax', replies.badAddress);
     for (const [name, value] of from.params) {
@@ -306,7 +325,7 @@ class MxSession {
 }
 
 const KNOWN = new Set(['MAIL', 'RCPT', 'DATA']);
-const NOT_IMPLEMENTED = new Set(['AUTH', 'STARTTLS', 'BDAT', 'ETRN', 'EXPN', 'TURN', 'ATRN', 'XCLIENT', 'XFORWARD']);
+const NOT_IMPLEMENTED = new Set(['AUTH', 'BDAT', 'ETRN', 'EXPN', 'TURN', 'ATRN', 'XCLIENT', 'XFORWARD']);
 
 const anyState: Record<string, Handler> = {
   EHLO: (m, arg) => m.hello('EHLO', arg),
@@ -315,6 +334,7 @@ const anyState: Record<string, Handler> = {
   HELP: (m) => void m.client.write(replies.help),
   VRFY: (m) => void m.client.write(replies.vrfy),
   RSET: (m) => m.rset(),
+  STARTTLS: (m, arg) => m.startTls(arg),
 };
 
 /** RFC 5321 §4.1.4: which transaction commands each state takes; the rest are out of sequence (503). */

@@ -2,7 +2,8 @@ import type { ReplyKind } from '../../src/errors.js';
 
 /** Settings an SMTP listener gives its module. */
 export interface SmtpSettings {
-  readonly mode: 'mx' | 'submission';
+  /** "relay" listeners are served by relay/ (they queue rather than proxy); the words are shared. */
+  readonly mode: 'mx' | 'submission' | 'relay';
   /** In the greeting, the EHLO reply and 421 lines; never a version. */
   readonly hostname: string;
   readonly maxMessageSize: number;
@@ -41,6 +42,11 @@ export const replies = {
   needRcpt: '503 5.5.1 Need RCPT before DATA\r\n',
   nestedMail: '503 5.5.1 Sender already specified\r\n',
   needAuth: '530 5.7.0 Authentication required\r\n',
+  /** RFC 3207 §4: the server's policy requires TLS before this command. */
+  needTls: '530 5.7.0 Must issue a STARTTLS command first\r\n',
+  startTls: '220 2.0.0 Ready to start TLS\r\n',
+  tlsActive: '503 5.5.1 TLS already active\r\n',
+  noTls: '502 5.5.1 STARTTLS not available\r\n',
   alreadyAuth: '503 5.5.1 Already authenticated\r\n',
   syntaxArgs: '501 5.5.4 Syntax error in parameters or arguments\r\n',
   badHelo: '501 5.5.4 Invalid domain name\r\n',

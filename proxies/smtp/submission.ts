@@ -1,6 +1,6 @@
 import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
-import type { LoginContext, LoginRequest } from '../types.js';
+import type { ClientTls, LoginContext, LoginRequest } from '../types.js';
 import { nextCommand } from '../command.js';
 import { isHeloName } from './commands.js';
 import { decodePlain } from '../pop3/sasl-plain.js';
@@ -24,9 +24,13 @@ type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue
 const MAX_SASL_LINE = 12_288;
 const HTTP_REQUEST = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/i;
 
-/** The EHLO reply of a listener (RFC 5321 §4.1.1.1); `auth` adds the AUTH keyword. */
-export function ehloReply(s: SmtpSettings, auth: boolean): string {
-  const lines = [s.hostname, 'PIPELINING', `SIZE ${s.maxMessageSize}`, '8BITMIME', 'ENHANCEDSTATUSCODES', ...(auth ? ['AUTH PLAIN LOGIN'] : [])];
+/**
+ * The EHLO reply of a listener (RFC 5321 §4.1.1.1); `auth` adds the AUTH keyword, except where
+ * TLS is required and not yet on (RFC 3207 §4); STARTTLS is listed while the upgrade is possible.
+ */
+export function ehloReply(s: SmtpSettings, auth: boolean, tls: ClientTls): string {
+  const authNow = auth && !(tls.required && !tls.active);
+  const lines = [s.hostname, 'PIPELINING', `SIZE ${s.maxMessageSize}`, '8BITMIME', 'ENHANCEDSTATUSCODES', ...(tls.offered ? ['STARTTLS'] : []), ...(authNow ? ['AUTH PLAIN LOGIN'] : [])];
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
 }
 
@@ -43,7 +47,7 @@ const hello =
       return { next: d.state };
     }
     d.helo = arg.trim();
-    client.write(verb === 'EHLO' ? ehloReply(s, true) : `250 ${s.hostname}\r\n`);
+    client.write(verb === 'EHLO' ? ehloReply(s, true, ctx.tls) : `250 ${s.hostname}\r\n`);
     return { next: 'greeted' };
   };
 
@@ -84,7 +88,27 @@ function decodeBase64(text: string): string | undefined {
   return Buffer.from(text, 'base64').toString('latin1');
 }
 
+/** RFC 3207 §4.2: after the handshake the session starts over; the EHLO given in plaintext is forgotten. */
+const startTls: Handler = async (arg, client, ctx, d) => {
+  if (!ctx.tls.offered) {
+    ctx.reject('badSequence', 'STARTTLS not offered', ctx.tls.active ? replies.tlsActive : replies.noTls);
+    return { next: d.state };
+  }
+  if (arg.trim() !== '') {
+    ctx.reject('syntax', 'STARTTLS with an argument', replies.syntaxArgs);
+    return { next: d.state };
+  }
+  client.write(replies.startTls);
+  await ctx.startTls();
+  d.helo = undefined;
+  return { next: 'fresh' };
+};
+
 const auth: Handler = async (arg, client, ctx, d) => {
+  if (ctx.tls.required && !ctx.tls.active) {
+    ctx.reject('badSequence', 'AUTH before STARTTLS', replies.needTls);
+    return { next: d.state };
+  }
   const [mechanism = '', initial, extra] = arg.split(' ');
   const mech = mechanism.toUpperCase();
   if (extra !== undefined || (mech !== 'PLAIN' && mech !== 'LOGIN')) {
@@ -120,7 +144,7 @@ const auth: Handler = async (arg, client, ctx, d) => {
   return { login: { name: user, secret: password, method: 'LOGIN', helo } };
 };
 
-const anyState = { EHLO: hello('EHLO'), HELO: hello('HELO'), NOOP: simple(replies.ok), RSET: simple(replies.resetOk), HELP: simple(replies.help), QUIT: quit, MAIL: needAuth, RCPT: needAuth, DATA: needAuth, VRFY: needAuth };
+const anyState = { EHLO: hello('EHLO'), HELO: hello('HELO'), STARTTLS: startTls, NOOP: simple(replies.ok), RSET: simple(replies.resetOk), HELP: simple(replies.help), QUIT: quit, MAIL: needAuth, RCPT: needAuth, DATA: needAuth, VRFY: needAuth };
 
 /** RFC 4954 §4: AUTH only after EHLO; everything that moves mail only after AUTH. */
 const commands = {

@@ -24,6 +24,8 @@ export interface DovecotConfigParams {
   passwdFile: string;
   logPath: string;
   accounts: DovecotAccounts;
+  /** STLS (and only that: the one listener stays plaintext first) with this certificate and key. */
+  ssl?: { cert: string; key: string };
 }
 
 /** One line of the passwd-file that is both passdb and userdb. */
@@ -91,7 +93,9 @@ state_dir = ${p.dir}/state
 log_path = ${p.logPath}
 protocols = pop3
 listen = 127.0.0.1
-ssl = no
+${p.ssl ? `ssl = yes
+ssl_cert = <${p.ssl.cert}
+ssl_key = <${p.ssl.key}` : 'ssl = no'}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %u

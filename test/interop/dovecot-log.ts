@@ -6,6 +6,8 @@ export interface DovecotLogin {
   rip: string;
   lip?: string;
   method?: string;
+  /** The login came over TLS (dovecot writes "TLS" among the fields). */
+  tls?: true;
 }
 
 /** Wait until the log holds at least `atLeast` matching lines (dovecot logs asynchronously). */
@@ -42,6 +44,7 @@ export function parseLogins(log: string, pattern: RegExp): DovecotLogin[] {
     const method = fields.get('method');
     if (lip !== undefined) entry.lip = lip;
     if (method !== undefined) entry.method = method;
+    if (fields.has('TLS')) entry.tls = true;
     found.push(entry);
   }
   return found;

@@ -23,6 +23,8 @@ export interface DovecotOptions {
   users: DovecotUser[];
   /** Bound on the wait for the first POP3 greeting; default 15 000. */
   startTimeoutMs?: number;
+  /** Offer STLS with this certificate and key. */
+  ssl?: { cert: string; key: string };
 }
 
 /** A running throwaway dovecot; stop() kills it and removes `dir`. */
@@ -112,7 +114,7 @@ async function startOnce(binary: string, options: DovecotOptions): Promise<Dovec
     await mkdir(join(dir, 'state'));
     const port = await freePort();
     const instanceName = basename(dir);
-    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts }));
+    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts, ssl: options.ssl }));
     return await launch(binary, { dir, port, confPath, logPath, startTimeoutMs: options.startTimeoutMs ?? 15_000 });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });

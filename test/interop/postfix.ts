@@ -46,6 +46,10 @@ export interface PostfixOptions {
   hostname: string;
   /** Mailboxes, `user@domain`: their domains become virtual_mailbox_domains. */
   mailboxes: string[];
+  /** Extra main.cf lines, after the defaults (a later line overrides an earlier one: e.g. relayhost). */
+  mainCf?: string[];
+  /** Extra master.cf lines (services of the instance, e.g. an smtp client bound to an address). */
+  masterCf?: string[];
 }
 
 export interface Postfix {
@@ -161,8 +165,8 @@ export async function startPostfix(options: PostfixOptions): Promise<Postfix> {
   await chown(join(dir, 'mail'), NOBODY.uid, NOBODY.gid);
   // The config directory apart from queue and mail: `postfix start` checks that all it holds is root's.
   await mkdir(join(dir, 'etc'), { mode: 0o755 });
-  await writeFile(join(dir, 'etc', 'main.cf'), mainCf(dir, port, options));
-  await writeFile(join(dir, 'etc', 'master.cf'), MASTER_CF(port));
+  await writeFile(join(dir, 'etc', 'main.cf'), mainCf(dir, port, options) + (options.mainCf ?? []).map((l) => `${l}\n`).join(''));
+  await writeFile(join(dir, 'etc', 'master.cf'), MASTER_CF(port) + (options.masterCf ?? []).map((l) => `${l}\n`).join(''));
 
   const instance = instanceOf(dir, port);
   // Safety net for a run that exits without stop() (a failed before(), --test-force-exit).

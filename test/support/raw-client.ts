@@ -30,6 +30,11 @@ export class RawClient {
     return new RawClient(socket);
   }
 
+  /** A client over a socket connected elsewhere (e.g. TLS after a PROXY header). */
+  static wrap(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   /** Connects with TLS from the first byte (implicit TLS). */
   static async connectTls(port: number, options: tls.ConnectionOptions & { localAddress?: string } = {}): Promise<RawClient> {
     const socket = tls.connect({ host: '127.0.0.1', port, ...options });

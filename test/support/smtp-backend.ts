@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
@@ -10,6 +11,8 @@ export interface SeenSession {
   readonly helo: string;
   readonly xclient: Record<string, string>;
   readonly user: string | undefined;
+  /** The connection was encrypted (implicit TLS or STARTTLS) when the message or AUTH came. */
+  readonly secure: boolean;
 }
 
 /** One message as delivered: envelope, byte count and SHA-256 of the (un-dot-stuffed) body. */
@@ -24,16 +27,18 @@ export interface Delivered {
 /** An smtp-server for one tenant on 127.0.0.1:0, recording sessions and messages. */
 export class SmtpBackend {
   readonly messages: Delivered[] = [];
-  readonly auths: Array<{ user: string; ok: boolean; remoteAddress: string }> = [];
+  readonly auths: Array<{ user: string; ok: boolean; remoteAddress: string; secure: boolean }> = [];
   private readonly server: SMTPServer;
   private waiters: Array<() => void> = [];
   port = 0;
 
-  constructor(options: { users?: Record<string, string>; xclient?: boolean; unknownUsers?: string[]; size?: number } = {}) {
+  constructor(options: { users?: Record<string, string>; xclient?: boolean; unknownUsers?: string[]; size?: number; tls?: { mode: 'starttls' | 'implicit'; cert: string; key: string } } = {}) {
+    const { tls } = options;
     this.server = new SMTPServer({
       logger: false,
       disableReverseLookup: true,
-      disabledCommands: ['STARTTLS'],
+      disabledCommands: tls ? [] : ['STARTTLS'],
+      ...(tls ? { secure: tls.mode === 'implicit', cert: readFileSync(tls.cert), key: readFileSync(tls.key) } : {}),
       authOptional: true,
       allowInsecureAuth: true,
       authMethods: ['PLAIN', 'LOGIN'],
@@ -41,7 +46,7 @@ export class SmtpBackend {
       ...(options.size ? { size: options.size } : {}),
       onAuth: (auth, session, callback) => {
         const ok = options.users?.[auth.username ?? ''] === auth.password;
-        this.auths.push({ user: auth.username ?? '', ok, remoteAddress: session.remoteAddress });
+        this.auths.push({ user: auth.username ?? '', ok, remoteAddress: session.remoteAddress, secure: session.secure });
         if (ok) callback(null, { user: auth.username });
         else callback(new Error('Invalid username or password'));
       },
@@ -107,6 +112,7 @@ function seen(session: SMTPServerSession): SeenSession {
     helo: String(s.hostNameAppearsAs || ''),
     xclient,
     user: typeof s.user === 'string' ? s.user : undefined,
+    secure: s.secure,
   };
 }
 
