@@ -73,7 +73,13 @@ describe('FTPS toward clients: AUTH TLS, implicit FTPS, PBSZ / PROT, protected d
     ca = await TestCa.create();
     hostCert = await ca.issue(['ftp.host.example', '127.0.0.1']);
     const certificate = { cert: hostCert.cert, key: hostCert.key };
-    strict = await startFtpTwoTenants({ base: 21600, filesA: { 'file.bin': FILE }, listener: { tls: 'starttls', requireTls: true, requireProtP: true, certificate } });
+    strict = await startFtpTwoTenants({
+      base: 21600,
+      filesA: { 'file.bin': FILE },
+      listener: { tls: 'starttls', requireTls: true, requireProtP: true, certificate },
+      // A backend configured for AUTH TLS that does not offer it (this ftp-srv has no TLS: 502).
+      tenantPatch: (tenants) => tenants.push({ domain: 'c.example', sourceAddress: '127.0.0.4', backends: { ftp: [{ ...tenants[0]!.backends.ftp[0], tls: 'starttls', insecureSkipVerify: true }] } }),
+    });
     tenantCert = await ca.issue(['a.example', '*.a.example']);
     implicit = await startFtpTwoTenants({
       base: 21700,
@@ -285,6 +291,19 @@ describe('FTPS toward clients: AUTH TLS, implicit FTPS, PBSZ / PROT, protected d
     await c.closed;
     await strict.listener.whenIdle();
     assert.ok(strict.logs.records().some((l) => l.message === 'data tls handshake failed' && l.side === 'client'));
+  });
+
+  test('a backend that refuses AUTH TLS is a failed backend: never a plaintext login, the client gets 421', async () => {
+    const logins = strict.backendA.logins.length;
+    const plain = await RawClient.connect(strict.port);
+    await readFtpReply(plain);
+    assert.match(await ftpCommand(plain, 'AUTH TLS'), /^234 /);
+    const t = await plain.startTls({ ca: ca.pem, servername: 'ftp.host.example' });
+    assert.match(await ftpCommand(t, 'USER alice@c.example'), /^331 /);
+    assert.match(await ftpCommand(t, `PASS ${FTP_PASSWORD_A}`), /^421 /);
+    await t.closed;
+    assert.equal(strict.backendA.logins.length, logins, 'no login reached the backend in the clear');
+    assert.ok(strict.logs.records().some((l) => l.message === 'backend failed' && l.code === 'BACKEND_TLS' && l.tenant === 'c.example'));
   });
 
   test('a client that does not trust the certificate gets no session (curl refuses it)', async () => {
