@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what `npm run test:interop` needs on Debian 12: dovecot-pop3d, vsftpd and postfix (the
-# tests run their own private instances), curl (the POP3 and FTP client) swaks (the SMTP client) and openssl
-# (the tests make their certificates with it).
+# tests run their own private instances), curl (the POP3 and FTP client), lftp (the FTPS client that
+# insists on TLS session reuse), swaks (the SMTP client) and openssl (the tests make their certificates
+# with it).
 # Idempotent and quiet; run as root (or via sudo). The packaged dovecot, vsftpd and postfix services
 # are neither needed nor started, and postfix is installed unconfigured ("No configuration").
 set -eu
@@ -12,10 +13,10 @@ fi
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 versions() {
-  echo "dovecot $(dovecot --version | cut -d' ' -f1), postfix $(dpkg-query -W -f='${Version}' postfix), swaks $(dpkg-query -W -f='${Version}' swaks) and $(curl --version | head -n1 | cut -d' ' -f1-2)"
+  echo "dovecot $(dovecot --version | cut -d' ' -f1), postfix $(dpkg-query -W -f='${Version}' postfix), swaks $(dpkg-query -W -f='${Version}' swaks), lftp $(dpkg-query -W -f='${Version}' lftp) and $(curl --version | head -n1 | cut -d' ' -f1-2)"
 }
 
-if installed dovecot-pop3d && installed vsftpd && installed postfix && installed swaks &&
+if installed dovecot-pop3d && installed vsftpd && installed postfix && installed swaks && installed lftp &&
    command -v curl >/dev/null 2>&1; then
   echo "interop: $(versions) already installed"
   exit 0
@@ -38,7 +39,7 @@ export DEBIAN_FRONTEND=noninteractive
 # and delivers nothing: the tests give their own instance its own config directory.
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 dovecot-pop3d vsftpd postfix swaks curl openssl >/dev/null
+apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 dovecot-pop3d vsftpd postfix swaks lftp curl openssl >/dev/null
 
 # The packages enable their services for the next boot; the tests never use them.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

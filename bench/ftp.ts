@@ -1,13 +1,18 @@
 /**
  * FTP benchmark, direct vs Concierge in one run against one private vsftpd (anonymous, read-only):
  *
- *   npm run bench:ftp -- [--retr-mib 512] [--reps 5] [--concurrency 16] [--duration 10] [--no-build]
+ *   npm run bench:ftp -- [--retr-mib 512] [--reps 5] [--concurrency 16] [--duration 10] [--no-build] [--tls]
  *
  * 1. RETR: curl, passive (EPSV), of a --retr-mib file, --reps runs per target interleaved
  *    (direct, Concierge, direct, …); each run's byte count is checked, MB/s (10^6 bytes per
  *    second, curl's speed_download). Median per target and the ratio.
  * 2. Logins: --concurrency clients in a closed loop for --duration s per target:
  *    connect → 220 → USER → 331 → PASS → 230 → PWD → 257 → QUIT → 221 → close.
+ *
+ * --tls: FTPS on both hops (RETR only). vsftpd with ssl_enable (AUTH TLS, TLS required of
+ * anonymous logins and data, require_ssl_reuse), Concierge with an AUTH TLS listener and the
+ * backend as an AUTH TLS backend, certificate verification on; curl --ssl-reqd (PROT P) to
+ * both. Certificates come from a throw-away CA made with openssl.
  *
  * Concierge is the built CLI (dist/, rebuilt when stale) in a child process at log level "warn",
  * tenant bench.test with sourceAddress 127.0.0.2. Needs vsftpd and curl (.ci/install-interop.sh).
@@ -21,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
+import { TestCa } from '../test/support/certificates.js';
 import { startVsftpd } from '../test/interop/vsftpd.js';
 import { spawnChild } from './lib/children.js';
 import { cliPath, ensureBuilt, repoRoot } from './lib/concierge.js';
@@ -38,8 +44,10 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '16' },
     duration: { type: 'string', default: '10' },
     'no-build': { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
   },
 });
+const TLS = opts.tls;
 const RETR_MIB = Number(opts['retr-mib']);
 const REPS = Number(opts.reps);
 const CONCURRENCY = Number(opts.concurrency);
@@ -60,9 +68,10 @@ async function waitFor220(target: Endpoint, timeoutMs: number): Promise<void> {
   }
 }
 
-/** One curl RETR to /dev/null: bytes and MB/s. */
-async function retr(target: Endpoint, user: string): Promise<{ bytes: number; mbps: number }> {
-  const { stdout } = await run('curl', ['-sS', '--max-time', '300', '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', '-u', `${user}:bench@bench.test`, `ftp://${target.host}:${target.port}/pub/big.bin`]);
+/** One curl RETR to /dev/null: bytes and MB/s. `caFile`: FTPS (AUTH TLS, PROT P), verified with that CA. */
+async function retr(target: Endpoint, user: string, caFile?: string): Promise<{ bytes: number; mbps: number }> {
+  const tlsArgs = caFile ? ['--ssl-reqd', '--cacert', caFile] : [];
+  const { stdout } = await run('curl', ['-sS', '--max-time', '300', ...tlsArgs, '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', '-u', `${user}:bench@bench.test`, `ftp://${target.host}:${target.port}/pub/big.bin`]);
   const [bytes, speed] = stdout.trim().split(' ').map(Number) as [number, number];
   return { bytes, mbps: speed / 1e6 };
 }
@@ -118,15 +127,20 @@ async function main(): Promise<void> {
   const buildNote = ensureBuilt(!opts['no-build']);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-bench-ftp-'));
   const vsftpPort = await freePort();
-  const vsftpd = await startVsftpd({ port: vsftpPort, pasv: { min: 23000, max: 23099 }, files: { 'big.bin': randomBytes(RETR_MIB * 1024 * 1024) } });
+  const ca = TLS ? await TestCa.create('Concierge Bench CA') : undefined;
+  const backendCert = await ca?.issue(['vsftpd.bench.test', '127.0.0.1']);
+  const frontCert = await ca?.issue(['ftp.bench.test', '127.0.0.1']);
+  const vsftpd = await startVsftpd({ port: vsftpPort, pasv: { min: 23000, max: 23099 }, files: { 'big.bin': randomBytes(RETR_MIB * 1024 * 1024) }, ...(backendCert ? { tls: backendCert } : {}) });
   const conciergePort = await freePort();
+  const listenerTls = frontCert ? { tls: 'starttls', certificate: { cert: frontCert.cert, key: frontCert.key } } : {};
+  const backendTls = ca ? { tls: 'starttls', ca: ca.certFile, servername: 'vsftpd.bench.test' } : {};
   const configFile = path.join(dir, 'tenants.json');
   await writeFile(
     configFile,
     JSON.stringify({
       log: { level: 'warn' },
-      listeners: [{ protocol: 'ftp', address: '127.0.0.1', port: conciergePort, passivePorts: { from: 23100, to: 23199 } }],
-      tenants: [{ domain: 'bench.test', sourceAddress: '127.0.0.2', backends: { ftp: [{ host: '127.0.0.1', port: vsftpPort }] } }],
+      listeners: [{ protocol: 'ftp', address: '127.0.0.1', port: conciergePort, passivePorts: { from: 23100, to: 23199 }, ...listenerTls }],
+      tenants: [{ domain: 'bench.test', sourceAddress: '127.0.0.2', backends: { ftp: [{ host: '127.0.0.1', port: vsftpPort, ...backendTls }] } }],
     }),
   );
   const logFile = path.join(dir, 'concierge.log');
@@ -143,11 +157,35 @@ async function main(): Promise<void> {
     const speeds: Record<string, number[]> = { direct: [], concierge: [] };
     for (let rep = 0; rep < REPS; rep++) {
       for (const t of rep % 2 === 0 ? targets : [...targets].reverse()) {
-        const r = await retr(t.endpoint, t.user);
+        const r = await retr(t.endpoint, t.user, ca?.certFile);
         if (r.bytes !== want) throw new Error(`${t.label}: RETR got ${r.bytes} bytes, expected ${want}`);
         speeds[t.label]!.push(r.mbps);
         process.stderr.write(`RETR ${t.label} #${rep + 1}: ${r.mbps.toFixed(0)} MB/s\n`);
       }
+    }
+    const m = machineInfo(repoRoot);
+    const direct = median(speeds.direct!);
+    const proxied = median(speeds.concierge!);
+    const retrTable = table(
+      ['target', 'median MB/s', 'runs (MB/s)', 'ratio to direct'],
+      targets.map((t) => [t.label, fmt(median(speeds[t.label]!)), speeds[t.label]!.map((x) => x.toFixed(0)).join(', '), fmt(median(speeds[t.label]!) / direct, 2)]),
+    );
+    if (TLS) {
+      const out = [
+        `# FTPS benchmark (${new Date().toISOString()})`,
+        '',
+        `${m.nproc} cores, ${m.cpuModel}, node ${m.node}, git ${m.git}; ${buildNote}. Backend: vsftpd with ssl_enable (AUTH TLS, require_ssl_reuse), Concierge at log level warn with an AUTH TLS listener and the backend over AUTH TLS (verified), tenant source 127.0.0.2.`,
+        '',
+        `## RETR ${RETR_MIB} MiB over FTPS (curl --ssl-reqd: AUTH TLS, PROT P, EPSV), ${REPS} interleaved runs each`,
+        '',
+        'direct: curl ⇄ vsftpd, one TLS hop. concierge: curl ⇄ Concierge ⇄ vsftpd, two TLS hops (Concierge decrypts and re-encrypts every byte).',
+        '',
+        retrTable,
+        '',
+        `RETR ratio ${fmt(proxied / direct, 2)}.`,
+      ];
+      process.stdout.write(`${out.join('\n')}\n`);
+      return;
     }
     const logins: Record<string, Awaited<ReturnType<typeof loginLoad>>> = {};
     let proxyCpuUs = NaN;
@@ -157,9 +195,6 @@ async function main(): Promise<void> {
       if (t.label === 'concierge') proxyCpuUs = (((processCpuSeconds(child.pid)?.total ?? NaN) - before) * 1e6) / logins[t.label]!.sessions;
       process.stderr.write(`logins ${t.label}: ${logins[t.label]!.perS.toFixed(0)}/s, ${logins[t.label]!.errors} errors\n`);
     }
-    const m = machineInfo(repoRoot);
-    const direct = median(speeds.direct!);
-    const proxied = median(speeds.concierge!);
     const out = [
       `# FTP benchmark (${new Date().toISOString()})`,
       '',
@@ -167,10 +202,7 @@ async function main(): Promise<void> {
       '',
       `## RETR ${RETR_MIB} MiB, passive (curl EPSV), ${REPS} interleaved runs each`,
       '',
-      table(
-        ['target', 'median MB/s', 'runs (MB/s)', 'ratio to direct'],
-        targets.map((t) => [t.label, fmt(median(speeds[t.label]!)), speeds[t.label]!.map((x) => x.toFixed(0)).join(', '), fmt(median(speeds[t.label]!) / direct, 2)]),
-      ),
+      retrTable,
       '',
       `## Logins (USER, PASS, PWD, QUIT), ${CONCURRENCY} clients, ${DURATION_S} s closed loop`,
       '',
@@ -191,6 +223,7 @@ async function main(): Promise<void> {
     await child.stop(5_000);
     await vsftpd.stop();
     await rm(dir, { recursive: true, force: true });
+    await ca?.remove();
   }
 }
 

@@ -38,6 +38,8 @@ export interface ClientTls {
   readonly active: boolean;
   /** Logins (SMTP: mail) are refused until it is encrypted. */
   readonly required: boolean;
+  /** FTP: the listener refuses unprotected data connections (RFC 4217 PROT C). */
+  readonly requireProtP: boolean;
 }
 
 /** What the core lends a protocol module during the login phase. */
@@ -97,6 +99,15 @@ export interface DataLink {
   abort(): void;
 }
 
+/**
+ * Which sides of an FTP data connection are TLS (RFC 4217 PROT P). Concierge is the TLS server
+ * toward the client and the TLS client toward the backend, whoever dialled the TCP connection.
+ */
+export interface DataProtection {
+  readonly client: boolean;
+  readonly backend: boolean;
+}
+
 /** What the core lends a module whose control channel stays protocol-aware after login. */
 export interface ControlContext {
   readonly limits: Limits;
@@ -105,8 +116,12 @@ export interface ControlContext {
   readonly clientAddress: string;
   /** How the listener wants data connections asked of the backend. */
   readonly backendDataMode: 'passive' | 'active';
-  /** A new data link; the core closes every link when the session ends. */
-  openDataLink(): DataLink;
+  /** The client's TLS on the control connection (it no longer changes after login). */
+  readonly tls: ClientTls;
+  /** The backend's control connection is TLS (implicit, or upgraded during the login replay). */
+  readonly backendTls: boolean;
+  /** A new data link, TLS on the sides `protection` names; the core closes every link when the session ends. */
+  openDataLink(protection?: DataProtection): DataLink;
   /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
   countError(why: string): void;
 }

@@ -1,11 +1,13 @@
 import net from 'node:net';
-import type { DataEndpoint, DataLink } from '../proxies/types.js';
+import tls from 'node:tls';
+import type { DataEndpoint, DataLink, DataProtection } from '../proxies/types.js';
 import type { Limits } from './config.js';
-import { dialData, relayData, resetSocket, type RelayEnd } from './data-relay.js';
+import { dialData, relayData, resetEnd, type RelayEnd } from './data-relay.js';
 import { ReadHook } from './read-hook.js';
 import type { SessionLog } from './log.js';
 import { listenOn, type PassivePorts } from './port-range.js';
 import { unmapIPv4 } from './tenants.js';
+import { acceptTls, connectTls, type ListenerTls } from './tls.js';
 
 /** What a session's data plane needs from its listener and its two control sockets. */
 export interface DataPlaneOptions {
@@ -20,7 +22,17 @@ export interface DataPlaneOptions {
   readonly passiveAddress: string | undefined;
   readonly limits: Limits;
   readonly log: SessionLog;
+  /**
+   * FTPS toward the client: the listener's TLS and the control connection's SecureContext
+   * (the SNI-chosen one), which client data connections share so that their TLS sessions
+   * resume the control connection's (lftp, FileZilla insist on it).
+   */
+  readonly clientTls?: { readonly view: ListenerTls; readonly context: tls.SecureContext };
+  /** FTPS toward the backend: how its control connection's TLS was set up (CA, name); its session is offered again. */
+  readonly backendTls?: tls.ConnectionOptions;
 }
+
+const PLAIN: DataProtection = { client: false, backend: false };
 
 /** The data links of one session; `close()` ends them all, `closed` resolves once every socket and listener is closed. */
 export class DataPlane {
@@ -37,9 +49,9 @@ export class DataPlane {
     return this.links.size > 0;
   }
 
-  open(): DataLink {
+  open(protection: DataProtection = PLAIN): DataLink {
     if (this.ended) throw new Error('data plane closed');
-    const link = new Link(this, () => this.links.delete(link));
+    const link = new Link(this, protection, () => this.links.delete(link));
     this.links.add(link);
     return link;
   }
@@ -103,11 +115,14 @@ class Link implements DataLink {
   private timer: NodeJS.Timeout | undefined;
   private outcome: Promise<'complete' | 'failed'> | undefined;
   private complete = false;
+  /** TLS handshakes in progress on either side: the relay waits for them. */
+  private securing = 0;
   private resolveOutcome!: (outcome: 'complete' | 'failed') => void;
   private readonly settledPromise = new Promise<'complete' | 'failed'>((resolve) => (this.resolveOutcome = resolve));
 
   constructor(
     private readonly plane: DataPlane,
+    private readonly protection: DataProtection,
     private readonly onClose: () => void,
   ) {}
 
@@ -159,7 +174,7 @@ class Link implements DataLink {
       this.plane.countClientSide(socket);
       server.close();
       this.connectBackendIfPassive();
-      this.pair();
+      this.secure('client');
     });
     const port = await ports.listen(server, host);
     this.plane.track(server);
@@ -187,7 +202,7 @@ class Link implements DataLink {
       this.backendEnd = { socket };
       server.close();
       this.dialClientIfActive();
-      this.pair();
+      this.secure('backend');
     });
     await listenOn(server, host, 0);
     this.plane.track(server);
@@ -209,34 +224,86 @@ class Link implements DataLink {
 
   private connectBackendIfPassive(): void {
     if (!this.backendTarget || this.backendEnd || this.closed) return;
-    const hook = new ReadHook();
+    // The onread fast path reads the TCP socket itself: a TLS side is read through its TLS socket.
+    const hook = this.protection.backend ? undefined : new ReadHook();
     const socket = this.dial(this.backendTarget, unmapIPv4(this.o.backend.localAddress ?? ''), hook, 'backend');
     this.backendEnd = { socket, hook };
   }
 
   private dialClientIfActive(): void {
     if (!this.clientTarget || this.clientEnd || this.closed || !this.started) return;
-    const hook = new ReadHook();
+    const hook = this.protection.client ? undefined : new ReadHook();
     const socket = this.dial(this.clientTarget, unmapIPv4(this.o.client.localAddress ?? ''), hook, 'client');
     this.clientEnd = { socket, hook };
     this.plane.countClientSide(socket);
   }
 
-  private dial(target: Target, localAddress: string, hook: ReadHook, side: 'client' | 'backend'): net.Socket {
+  private dial(target: Target, localAddress: string, hook: ReadHook | undefined, side: 'client' | 'backend'): net.Socket {
     const socket = dialData(target.host, target.port, localAddress || undefined, hook);
     this.plane.track(socket);
     socket.once('error', (err: NodeJS.ErrnoException) => {
       this.o.log.info('data connection failed', { side, to: `${target.host}:${target.port}`, code: err.code ?? err.message });
       this.abort();
     });
-    socket.once('connect', () => this.pair());
+    socket.once('connect', () => this.secure(side));
     return socket;
   }
 
-  /** Starts the relay once both sides are connected (a dialled socket may still be connecting). */
+  /**
+   * RFC 4217 PROT P: a side named in `protection` is TLS before bytes flow. Concierge is the
+   * TLS server toward the client, with the control connection's context (its sessions resume
+   * there), and the TLS client toward the backend, offering the backend control connection's
+   * session (vsftpd's require_ssl_reuse). A failed handshake aborts the link: the transfer's
+   * reply becomes 425 / 426, never a plaintext transfer.
+   */
+  private secure(side: 'client' | 'backend'): void {
+    const end = side === 'client' ? this.clientEnd : this.backendEnd;
+    if (!end || !this.protection[side]) return this.pair();
+    const raw = end.socket;
+    const timeoutMs = this.o.limits.dataConnectTimeoutMs;
+    let handshake: Promise<tls.TLSSocket>;
+    if (side === 'client') {
+      const clientTls = this.o.clientTls;
+      if (!clientTls) return this.refuseUnprotected(side);
+      handshake = acceptTls(raw, clientTls.view, timeoutMs, clientTls.context).then((accepted) => accepted.socket);
+    } else {
+      const options = this.o.backendTls;
+      if (!options) return this.refuseUnprotected(side);
+      const control = this.o.backend;
+      const session = control instanceof tls.TLSSocket ? control.getSession() : undefined;
+      handshake = connectTls(raw, { ...options, ...(session ? { session } : {}) }, timeoutMs);
+    }
+    this.securing++;
+    handshake.then(
+      (socket) => {
+        this.securing--;
+        socket.on('error', () => {});
+        if (this.closed) return void socket.destroy();
+        // Bytes stay counted on the TCP socket (already counted): those are the ones on the wire.
+        if (this.o.log.isDebugEnabled()) this.o.log.debug('data tls established', { side, protocol: socket.getProtocol(), reused: socket.isSessionReused() });
+        const secured = { socket, raw };
+        if (side === 'client') this.clientEnd = secured;
+        else this.backendEnd = secured;
+        this.pair();
+      },
+      (err: Error) => {
+        this.securing--;
+        if (this.closed) return;
+        this.o.log.info('data tls handshake failed', { side, error: err.message });
+        this.abort();
+      },
+    );
+  }
+
+  private refuseUnprotected(side: 'client' | 'backend'): void {
+    this.o.log.warn('data protection asked without TLS on that side', { side });
+    this.abort();
+  }
+
+  /** Starts the relay once both sides are connected (a dialled socket may still be connecting) and secured. */
   private pair(): void {
     const { clientEnd, backendEnd } = this;
-    if (this.closed || this.outcome || !clientEnd || !backendEnd) return;
+    if (this.closed || this.outcome || this.securing > 0 || !clientEnd || !backendEnd) return;
     if (clientEnd.socket.connecting || backendEnd.socket.connecting) return;
     clearTimeout(this.timer);
     this.outcome = relayData(clientEnd, backendEnd, this.o.limits.idleTimeoutMs);
@@ -272,7 +339,7 @@ class Link implements DataLink {
     for (const end of [this.clientEnd, this.backendEnd]) {
       if (!end) continue;
       if (how === 'reset' && !this.complete) {
-        resetSocket(end.socket);
+        resetEnd(end);
         continue;
       }
       if (!this.complete) end.socket.end();

@@ -2,9 +2,9 @@ import net from 'node:net';
 import type { ReadHook } from './read-hook.js';
 import { pumpHooked } from './splice.js';
 
-/** Dials a data connection, paused until relayed; reads go through `hook` (Node's onread fast path). */
-export function dialData(host: string, port: number, localAddress: string | undefined, hook: ReadHook): net.Socket {
-  const socket = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true, onread: hook.onread } as net.NetConnectOpts);
+/** Dials a data connection, paused until relayed; reads go through `hook` (Node's onread fast path) when given. */
+export function dialData(host: string, port: number, localAddress: string | undefined, hook: ReadHook | undefined): net.Socket {
+  const socket = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true, ...(hook ? { onread: hook.onread } : {}) } as net.NetConnectOpts);
   socket.pause();
   return socket;
 }
@@ -23,6 +23,20 @@ export function resetSocket(socket: net.Socket): void {
 export interface RelayEnd {
   readonly socket: net.Socket;
   readonly hook?: ReadHook;
+  /** FTPS: the TCP socket under `socket` (a TLS socket), the one a reset goes to. */
+  readonly raw?: net.Socket;
+}
+
+/**
+ * Resets one side of a relay. A TLS socket's handle cannot be reset, its TCP socket can; once
+ * the TLS side has sent its close_notify (shut down), it is destroyed instead, as resetSocket does.
+ */
+export function resetEnd(end: RelayEnd): void {
+  if (!end.raw) return resetSocket(end.socket);
+  if (end.socket.writableEnded) {
+    end.socket.destroy();
+    end.raw.destroy();
+  } else resetSocket(end.raw);
 }
 
 /** How the backend-to-client direction ended: its EOF reached the client and was flushed, or not. */
@@ -62,8 +76,8 @@ export function relayData(client: RelayEnd, backend: RelayEnd, idleMs: number): 
     };
     // A reset, not a FIN: a FIN would tell the far side its file ended well (stream mode has no other EOF).
     const fail = () => {
-      resetSocket(client.socket);
-      resetSocket(backend.socket);
+      resetEnd(client);
+      resetEnd(backend);
       settle('failed');
     };
     let backendEnded = false;

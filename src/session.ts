@@ -70,6 +70,8 @@ interface LoggedIn {
   readonly channel: LineChannel;
   readonly verdict: Verdict & { ok: true };
   readonly hook: ReadHook | undefined;
+  /** How TLS is spoken to this backend (FTP: its data connections are TLS too). */
+  readonly tls: BackendTlsOptions | undefined;
 }
 
 /** Bytes of a backend's greeting or reply line, generous: the backend is trusted more than clients. */
@@ -279,7 +281,7 @@ export class Session {
         const verdict = await this.deps.module.replayLogin(channel, login, route.backendUser, ctx, this.target(backend, where, route.tenant.sourceAddress));
         if (verdict.ok) {
           this.log.with({ backend: where, source: route.tenant.sourceAddress });
-          return { socket: channel.socket, channel, verdict, hook };
+          return { socket: channel.socket, channel, verdict, hook, tls };
         }
         this.dropBackend();
         return verdict;
@@ -328,7 +330,8 @@ export class Session {
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
     this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
-    const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log });
+    const clientTls = this.tlsView && this.tlsContext ? { view: this.tlsView, context: this.tlsContext } : undefined;
+    const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log, clientTls, backendTls: backend.tls?.options });
     this.dataPlane = data;
     this.openSockets++;
     void data.closed.then(() => this.socketClosed());
@@ -343,7 +346,9 @@ export class Session {
       log: this.log,
       clientAddress: this.peer().clientAddress,
       backendDataMode: deps.data?.backendDataMode ?? 'passive',
-      openDataLink: () => data.open(),
+      tls: this.tlsState(),
+      backendTls: backend.tls !== undefined,
+      openDataLink: (protection) => data.open(protection),
       countError: (why) => this.countError(why),
     };
     afterLogin(clientChannel, backend.channel, ctx).then(
@@ -556,6 +561,9 @@ export class Session {
       },
       get required() {
         return session.tlsView?.requireTls === true;
+      },
+      get requireProtP() {
+        return session.tlsView?.requireProtP === true;
       },
     };
   }

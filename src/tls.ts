@@ -182,22 +182,21 @@ export function acceptTls(raw: Socket, view: ListenerTls, timeoutMs: number, reu
     // Paused, bytes already read (after a PROXY header, the ClientHello may be among them) stay
     // buffered, and the TLS socket takes them over as its first input; flowing, they would be lost.
     raw.pause();
-    let chosen = reuse ?? view.contextFor(undefined).context;
+    let chosen = view.contextFor(undefined).context;
     let sniTenant: string | undefined;
     const socket = new tls.TLSSocket(raw, {
       isServer: true,
+      // Always the listener's context first: OpenSSL keys session tickets with the context a
+      // handshake starts with, even when SNI switches it, so a data connection (FTPS) that
+      // started elsewhere could not resume the control connection's session.
       secureContext: chosen,
-      // A data connection (FTPS) keeps the control connection's context: its sessions resume there.
-      ...(reuse
-        ? {}
-        : {
-            SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
-              const hit = view.contextFor(servername);
-              chosen = hit.context;
-              sniTenant = hit.tenant;
-              cb(null, hit.context);
-            },
-          }),
+      SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
+        // A data connection keeps the control connection's certificate whatever name it sends.
+        const hit = reuse ? { context: reuse, tenant: undefined } : view.contextFor(servername);
+        chosen = hit.context;
+        sniTenant = hit.tenant;
+        cb(null, hit.context);
+      },
     });
     const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
     const fail = (err: Error) => {

@@ -2,7 +2,8 @@ import type { LineChannel } from '../../src/line-channel.js';
 import { parseLogin } from '../../src/login.js';
 import { type DialogueOutcome, runDialogue } from '../command.js';
 import type { LoginContext, LoginRequest } from '../types.js';
-import { PRE_LOGIN_FEATURES } from './replies.js';
+import { answerPbsz, answerProt, protectionOf } from './protection.js';
+import { PRE_LOGIN_FEATURES, TLS_FEATURES, TLS_REQUIRED } from './replies.js';
 
 /**
  * The login sequence of RFC 959 §5.4 / §6 as Concierge plays it: USER, then PASS, whose
@@ -17,11 +18,16 @@ interface Dialogue {
 
 type Outcome = DialogueOutcome<State>;
 
-type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue) => Outcome;
+type Handler = (arg: string, client: LineChannel, ctx: LoginContext, d: Dialogue) => Outcome | Promise<Outcome>;
 
 const stay = (d: Dialogue): Outcome => ({ next: d.state });
 
 const user: Handler = (arg, client, ctx, d) => {
+  if (ctx.tls.required && !ctx.tls.active) {
+    // RFC 959 gives USER 530 for "not logged in"; 534 belongs to AUTH / PROT (RFC 2228) and clients do not expect it here.
+    ctx.reject('authFailed', 'plaintext login refused: TLS required', TLS_REQUIRED);
+    return { next: 'authorization' };
+  }
   // parseLogin refuses control characters, spaces and empty parts: nothing can be smuggled into the backend's USER line.
   if (!parseLogin(arg, [])) {
     ctx.reject('syntax', 'USER without a valid name', '501 Invalid user name.\r\n');
@@ -40,8 +46,10 @@ const pass: Handler = (arg, _client, ctx, d) => {
   return { login: { name: d.user, secret: arg, method: 'USER' } };
 };
 
-const feat: Handler = (_arg, client, _ctx, d) => {
-  client.write(`211-Features:\r\n${PRE_LOGIN_FEATURES.map((f) => ` ${f}\r\n`).join('')}211 End\r\n`);
+/** RFC 4217 §6: a listener with TLS lists AUTH TLS, PBSZ and PROT. */
+const feat: Handler = (_arg, client, ctx, d) => {
+  const features = ctx.tls.offered || ctx.tls.active ? [...TLS_FEATURES, ...PRE_LOGIN_FEATURES].sort() : PRE_LOGIN_FEATURES;
+  client.write(`211-Features:\r\n${features.map((f) => ` ${f}\r\n`).join('')}211 End\r\n`);
   return stay(d);
 };
 
@@ -61,8 +69,41 @@ const opts: Handler = (arg, client, _ctx, d) => {
   return stay(d);
 };
 
-const auth: Handler = (_arg, _client, ctx, d) => {
-  ctx.reject('syntax', 'AUTH (no TLS on this listener)', '502 TLS is not available on this port.\r\n');
+/**
+ * RFC 4217 §4: AUTH TLS (and the older AUTH SSL, its synonym here) → 234, then the handshake.
+ * Anything the client sent after the AUTH line is dropped by the core; the login starts over,
+ * a USER given in the clear forgotten.
+ */
+const auth: Handler = async (arg, client, ctx, d) => {
+  const mechanism = arg.trim().toUpperCase();
+  if (!ctx.tls.offered) {
+    if (ctx.tls.active) ctx.reject('badSequence', 'AUTH inside TLS', '503 TLS is already active.\r\n');
+    else ctx.reject('syntax', 'AUTH (no TLS on this listener)', '502 TLS is not available on this port.\r\n');
+    return stay(d);
+  }
+  if (mechanism !== 'TLS' && mechanism !== 'SSL' && mechanism !== 'TLS-C') {
+    ctx.reject('syntax', 'AUTH with an unknown mechanism', '504 AUTH TLS is the mechanism offered.\r\n');
+    return stay(d);
+  }
+  client.write('234 Proceed with TLS negotiation.\r\n');
+  await ctx.startTls();
+  d.user = undefined;
+  return { next: 'authorization' };
+};
+
+const pbsz: Handler = (arg, client, ctx, d) => {
+  const reply = answerPbsz(arg, ctx.tls, protectionOf(client));
+  if (reply.error) ctx.reject('syntax', reply.error, reply.text);
+  else client.write(reply.text);
+  return stay(d);
+};
+
+const prot: Handler = (arg, client, ctx, d) => {
+  const state = protectionOf(client);
+  const reply = answerProt(arg, ctx.tls, state);
+  if (reply.level) state.prot = reply.level;
+  if (reply.error) ctx.reject('syntax', reply.error, reply.text);
+  else client.write(reply.text);
   return stay(d);
 };
 
@@ -73,8 +114,8 @@ const quit: Handler = (_arg, client) => {
 
 /** Commands valid before login, per state; anything else needs a login (530). */
 const commands = {
-  authorization: { USER: user, PASS: pass, FEAT: feat, SYST: syst, NOOP: noop, OPTS: opts, AUTH: auth, QUIT: quit },
-  userGiven: { USER: user, PASS: pass, FEAT: feat, SYST: syst, NOOP: noop, OPTS: opts, AUTH: auth, QUIT: quit },
+  authorization: { USER: user, PASS: pass, FEAT: feat, SYST: syst, NOOP: noop, OPTS: opts, AUTH: auth, PBSZ: pbsz, PROT: prot, QUIT: quit },
+  userGiven: { USER: user, PASS: pass, FEAT: feat, SYST: syst, NOOP: noop, OPTS: opts, AUTH: auth, PBSZ: pbsz, PROT: prot, QUIT: quit },
 } satisfies Record<State, Record<string, Handler>>;
 
 /** Runs the pre-login dialogue until credentials arrive or the client quits. */

@@ -1,8 +1,9 @@
 import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
 import { redactCommand } from '../../src/log.js';
-import type { ControlContext, ControlOutcome, DataLink } from '../types.js';
+import type { ControlContext, ControlOutcome, DataLink, DataProtection } from '../types.js';
 import { formatHostPort, parseEprt, parseEpsvReply, parseHostPort, parsePasvReply } from './addresses.js';
+import { answerPbsz, answerProt, PROT_P_REQUIRED, protectionOf, type ProtectionState } from './protection.js';
 import { type FtpReply, ReplyFramer, ftpReplies, readReply } from './replies.js';
 
 /** Commands that move a file or a listing over the data connection (RFC 959 §4.1.3, RFC 3659 MLSD). */
@@ -45,18 +46,49 @@ class ControlRelay {
   private backendKnowsEpsv = true;
   private quitSent = false;
   private lastCode = 0;
+  /** The client's PBSZ / PROT, from before login on. */
+  private readonly protection: ProtectionState;
+  /** A TLS backend's own PROT level (RFC 4217: a server starts at C) and whether it has had its PBSZ. */
+  private backendProt: 'C' | 'P' = 'C';
+  private backendPbsz = false;
 
   constructor(
     private readonly client: LineChannel,
     private readonly backend: LineChannel,
     private readonly ctx: ControlContext,
-  ) {}
+  ) {
+    this.protection = protectionOf(client);
+  }
 
   run(): Promise<ControlOutcome> {
     return Promise.race([this.readCommands(), this.readReplies()]);
   }
 
+  /** Which sides of the next data connection are TLS: each side's own PROT level. */
+  private get dataProtection(): DataProtection {
+    return { client: this.protection.prot === 'P', backend: this.ctx.backendTls && this.backendProt === 'P' };
+  }
+
+  /**
+   * A TLS backend's PROT mirrors the client's: set once after login (the client may have sent
+   * PROT P before it) and again at each PROT. Resolves with the backend's refusal, if any.
+   */
+  private async mirrorProt(level: 'C' | 'P'): Promise<FtpReply | undefined> {
+    if (!this.ctx.backendTls || level === this.backendProt) return undefined;
+    if (!this.backendPbsz) {
+      const pbsz = await this.request('PBSZ 0');
+      if (pbsz.code !== 200) return pbsz;
+      this.backendPbsz = true;
+    }
+    const reply = await this.request(`PROT ${level}`);
+    if (reply.code !== 200) return reply;
+    this.backendProt = level;
+    return undefined;
+  }
+
   private async readCommands(): Promise<never> {
+    const refused = await this.mirrorProt(this.protection.prot);
+    if (refused) this.ctx.log.warn('backend refused the client’s PROT', { code: refused.code });
     const debug = this.ctx.log.isDebugEnabled();
     for (;;) {
       const event = await this.client.next();
@@ -73,6 +105,7 @@ class ControlRelay {
       if (verb === 'PASV' || verb === 'EPSV') await this.passive(verb, arg);
       else if (verb === 'PORT' || verb === 'EPRT') await this.active(verb, arg);
       else if (TRANSFER_VERBS.has(verb)) this.transfer(line);
+      else if (verb === 'PBSZ' || verb === 'PROT' || verb === 'AUTH' || verb === 'CCC') await this.security(verb, arg);
       else {
         if (verb === 'ABOR') this.abortTransfers();
         if (verb === 'QUIT') this.quitSent = true;
@@ -144,7 +177,38 @@ class ControlRelay {
     this.pending.push({ kind: 'forward' });
   }
 
+  /**
+   * RFC 4217 after login: PBSZ and PROT are Concierge's (the backend, plaintext or not, gets
+   * its own PROT from mirrorProt); AUTH cannot restart a logged-in session's TLS, and CCC
+   * (back to a clear control channel) is refused by policy.
+   */
+  private async security(verb: 'PBSZ' | 'PROT' | 'AUTH' | 'CCC', arg: string): Promise<void> {
+    const { tls } = this.ctx;
+    if (verb === 'AUTH') {
+      this.ctx.countError('AUTH after login');
+      return this.answer(tls.active ? '503 TLS is already active.\r\n' : '503 AUTH TLS must come before login.\r\n');
+    }
+    if (verb === 'CCC') return this.answer('534 The control channel stays protected.\r\n');
+    const reply: { text: string; error?: string; level?: 'C' | 'P' } = verb === 'PBSZ' ? answerPbsz(arg, tls, this.protection) : answerProt(arg, tls, this.protection);
+    if (reply.error) this.ctx.countError(reply.error);
+    const { level } = reply;
+    if (level) {
+      const refused = await this.mirrorProt(level);
+      if (refused) {
+        this.ctx.log.warn('backend refused PROT', { level, code: refused.code });
+        return this.answer(refused.code >= 400 ? refused.text : `431 The server cannot set PROT ${level} now.\r\n`);
+      }
+      this.protection.prot = level;
+    }
+    this.answer(reply.text);
+  }
+
   private transfer(line: string): void {
+    if (this.ctx.tls.requireProtP && this.protection.prot !== 'P') {
+      this.dropLink();
+      this.ctx.log.info('transfer refused: data not protected');
+      return this.answer(PROT_P_REQUIRED);
+    }
     const link = this.link;
     this.link = undefined;
     if (link) this.transfers.add(link);
@@ -183,7 +247,7 @@ class ControlRelay {
     if (verb === 'PASV' && this.epsvAll) return this.answer('503 PASV not allowed after EPSV ALL.\r\n');
     if (verb === 'EPSV' && arg !== '' && arg !== '1' && arg !== '2') return this.answer('501 Syntax error in parameters or arguments.\r\n');
     this.dropLink();
-    const link = this.ctx.openDataLink();
+    const link = this.ctx.openDataLink(this.dataProtection);
     this.link = link;
     let endpoint;
     try {
@@ -222,7 +286,7 @@ class ControlRelay {
       return this.answer(`500 Illegal ${verb} command.\r\n`);
     }
     this.dropLink();
-    const link = this.ctx.openDataLink();
+    const link = this.ctx.openDataLink(this.dataProtection);
     this.link = link;
     const failure = await this.prepareBackend(link);
     if (failure) {

@@ -22,6 +22,12 @@ export const ftpReplies: Record<ReplyKind, string> = {
  */
 export const PRE_LOGIN_FEATURES = ['EPRT', 'EPSV', 'PASV', 'UTF8'];
 
+/** RFC 4217 §6: what FEAT adds on a listener with TLS. */
+export const TLS_FEATURES = ['AUTH TLS', 'PBSZ', 'PROT'];
+
+/** USER in the clear where the listener requires TLS. */
+export const TLS_REQUIRED = '530 TLS required: send AUTH TLS first.\r\n';
+
 export const DEFAULT_BANNER = 'FTP server ready';
 
 /** One reply, possibly multi-line (RFC 959 §4.2): `code` and the whole text, CRLFs included. */

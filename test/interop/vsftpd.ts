@@ -34,7 +34,11 @@ async function waitForPort(port: number, child: ChildProcess): Promise<void> {
 }
 
 /** Starts vsftpd serving `files` under /pub to anonymous users (USER anonymous, then any password). */
-export async function startVsftpd(options: { port: number; pasv: { min: number; max: number }; files: Record<string, Buffer | string> }): Promise<Vsftpd> {
+/**
+ * `tls`: vsftpd offers AUTH TLS and requires it (logins and data) of anonymous users too, with
+ * its default require_ssl_reuse=YES: a data connection must resume the control connection's session.
+ */
+export async function startVsftpd(options: { port: number; pasv: { min: number; max: number }; files: Record<string, Buffer | string>; tls?: { cert: string; key: string } }): Promise<Vsftpd> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-vsftpd-'));
   const root = path.join(dir, 'root');
   await mkdir(path.join(root, 'pub'), { recursive: true });
@@ -68,6 +72,9 @@ export async function startVsftpd(options: { port: number; pasv: { min: number; 
     'dual_log_enable=YES',
     'log_ftp_protocol=YES',
     'connect_from_port_20=NO',
+    ...(options.tls
+      ? ['ssl_enable=YES', `rsa_cert_file=${options.tls.cert}`, `rsa_private_key_file=${options.tls.key}`, 'allow_anon_ssl=YES', 'force_anon_logins_ssl=YES', 'force_anon_data_ssl=YES', 'require_ssl_reuse=YES']
+      : []),
   ];
   const configFile = path.join(dir, 'vsftpd.conf');
   await writeFile(configFile, `${config.join('\n')}\n`);

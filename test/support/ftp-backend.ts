@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,15 +65,30 @@ class BreakingFileSystem extends FileSystem {
   }
 }
 
-export async function startFtpBackend(options: { users: Record<string, string>; files?: Record<string, string | Buffer>; pasv: { min: number; max: number }; greeting?: string[] }): Promise<FtpBackend> {
+/** TLS for an ftp-srv backend: AUTH TLS offered on a plain port, or (`implicit`) TLS from the first byte. */
+export interface FtpBackendTls {
+  readonly cert: string;
+  readonly key: string;
+  readonly implicit?: boolean;
+}
+
+export async function startFtpBackend(options: {
+  users: Record<string, string>;
+  files?: Record<string, string | Buffer>;
+  pasv: { min: number; max: number };
+  greeting?: string[];
+  tls?: FtpBackendTls;
+}): Promise<FtpBackend> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'concierge-ftp-'));
   for (const [name, content] of Object.entries(options.files ?? {})) {
     await mkdir(path.dirname(path.join(root, name)), { recursive: true });
     await writeFile(path.join(root, name), content);
   }
   const before = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  const tls = options.tls ? { cert: await readFile(options.tls.cert), key: await readFile(options.tls.key) } : false;
   const server = new FtpSrv({
-    url: 'ftp://127.0.0.1:0',
+    url: options.tls?.implicit ? 'ftps://127.0.0.1:0' : 'ftp://127.0.0.1:0',
+    tls,
     pasv_url: '127.0.0.1',
     pasv_min: options.pasv.min,
     pasv_max: options.pasv.max,

@@ -2,7 +2,7 @@ import { parseConfig } from '../../src/config.js';
 import { startConcierge, type Concierge } from '../../src/concierge.js';
 import type { Listener } from '../../src/listener.js';
 import { captureLogs } from './logs.js';
-import { startFtpBackend, type FtpBackend } from './ftp-backend.js';
+import { startFtpBackend, type FtpBackend, type FtpBackendTls } from './ftp-backend.js';
 
 export const FTP_PASSWORD_A = 'ftp-secret-of-alice-at-a';
 export const FTP_PASSWORD_B = 'ftp-secret-of-alice-at-b';
@@ -34,10 +34,13 @@ export async function startFtpTwoTenants(options: {
   limits?: Record<string, unknown>;
   tenantPatch?: (t: Record<string, any>[]) => void;
   greetingA?: string[];
+  /** ftp-srv's TLS for backend A / B. */
+  tlsA?: FtpBackendTls;
+  tlsB?: FtpBackendTls;
 }): Promise<FtpTwoTenants> {
   const block = portBlock(options.base);
-  const backendA = await startFtpBackend({ users: { alice: FTP_PASSWORD_A }, files: options.filesA ?? { 'only-at-a.txt': 'file of tenant a\n' }, pasv: block.a, greeting: options.greetingA });
-  const backendB = await startFtpBackend({ users: { alice: FTP_PASSWORD_B }, files: options.filesB ?? { 'only-at-b.txt': 'file of tenant b\n' }, pasv: block.b });
+  const backendA = await startFtpBackend({ users: { alice: FTP_PASSWORD_A }, files: options.filesA ?? { 'only-at-a.txt': 'file of tenant a\n' }, pasv: block.a, greeting: options.greetingA, tls: options.tlsA });
+  const backendB = await startFtpBackend({ users: { alice: FTP_PASSWORD_B }, files: options.filesB ?? { 'only-at-b.txt': 'file of tenant b\n' }, pasv: block.b, tls: options.tlsB });
   const tenants: Record<string, any>[] = [
     { domain: 'a.example', sourceAddress: '127.0.0.2', backends: { ftp: [{ host: '127.0.0.1', port: backendA.port }] } },
     { domain: 'b.example', sourceAddress: '127.0.0.3', backends: { ftp: [{ host: '127.0.0.1', port: backendB.port }] } },
