@@ -29,6 +29,7 @@ const USAGE = `usage: node --import tsx bench/pop3.ts [options]   (npm run bench
   --retr-mib N             size of the big message in MiB (default 64)
   --reps N                 timed RETR transfers per target; 0 skips RETR (default 5)
   --log-levels L[,L]       one Concierge per log level, each a target (default warn,info)
+  --workers W[,W]          one Concierge per workers value (1, N or auto) and log level (default 1)
   --timeout MS             a session or transfer taking longer fails (default 10000 / 120000 for RETR)
   --pause MS               pause between login runs (default 1000)
   --cpu-prof               run Concierge with --cpu-prof; profiles go to bench/run/profiles/
@@ -45,6 +46,7 @@ function options() {
       'retr-mib': { type: 'string', default: '64' },
       reps: { type: 'string', default: '5' },
       'log-levels': { type: 'string', default: 'warn,info' },
+      workers: { type: 'string', default: '1' },
       timeout: { type: 'string', default: '10000' },
       pause: { type: 'string', default: '1000' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -66,7 +68,10 @@ function options() {
   if (values.backend !== 'demo' && values.backend !== 'dovecot') usage('--backend must be demo or dovecot');
   const levels = values['log-levels'].split(',').filter(Boolean) as LogLevel[];
   if (levels.length === 0 || levels.some((l) => !['error', 'warn', 'info', 'debug'].includes(l))) usage('--log-levels: a list of error, warn, info, debug');
+  const workers = values.workers.split(',').filter(Boolean).map((w) => (w === 'auto' ? 'auto' : Number(w)));
+  if (workers.length === 0 || workers.some((w) => w !== 'auto' && !(Number.isInteger(w) && w >= 1))) usage('--workers: a list of process counts or auto');
   return {
+    workers: [...new Set(workers)] as Array<number | 'auto'>,
     backend: values.backend as BackendKind,
     durationS: num('duration', 0.1),
     concurrency: Math.floor(num('concurrency', 1)),
@@ -109,23 +114,28 @@ async function main(): Promise<number> {
   if (o.cpuProf) await mkdir(profDir, { recursive: true });
   const concierges: ConciergeProcess[] = [];
   const notes: Record<string, string> = {};
-  for (const level of o.levels) {
-    const label = level === 'warn' ? 'concierge' : `concierge-${level}`;
-    const c = await startConcierge({
-      label,
-      dir,
-      backend: backend.endpoint,
-      logLevel: level,
-      nodeFlags: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${label}.cpuprofile`] : [],
-    });
-    concierges.push(c);
-    notes[label] = `Concierge child pid ${c.pid} on ${show(c.endpoint)}, log level "${level}" (stdout to a file)`;
-    process.stderr.write(`${label}: pid ${c.pid} on ${show(c.endpoint)}, log level ${level}\n`);
+  const workersOf = new Map<string, number | 'auto'>();
+  for (const workers of o.workers) {
+    for (const level of o.levels) {
+      const label = (level === 'warn' ? 'concierge' : `concierge-${level}`) + (workers === 1 ? '' : `-w${workers}`);
+      const c = await startConcierge({
+        label,
+        dir,
+        backend: backend.endpoint,
+        logLevel: level,
+        workers,
+        nodeFlags: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${label}.cpuprofile`] : [],
+      });
+      concierges.push(c);
+      workersOf.set(label, workers);
+      notes[label] = `Concierge child pid ${c.pid} on ${show(c.endpoint)}, log level "${level}", workers ${workers} (stdout to a file)`;
+      process.stderr.write(`${label}: pid ${c.pid} on ${show(c.endpoint)}, log level ${level}, workers ${workers}\n`);
+    }
   }
 
   const targets: Target[] = [
     { label: 'direct', endpoint: backend.endpoint },
-    ...concierges.map((c) => ({ label: c.label, endpoint: c.endpoint, proxyPid: c.pid })),
+    ...concierges.map((c) => ({ label: c.label, endpoint: c.endpoint, proxyPid: c.pid, proxyTree: workersOf.get(c.label) !== 1 })),
   ];
   let logins: LoginRun[] = [];
   let retr: RetrRun[] = [];

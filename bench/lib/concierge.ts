@@ -67,10 +67,13 @@ export interface ConciergeOptions {
   readonly logLevel: LogLevel;
   /** Extra node flags for the child, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR]. */
   readonly nodeFlags?: readonly string[];
+  /** The config's `workers` (default 1: one process). */
+  readonly workers?: number | 'auto';
 }
 
-export function tenantsJson(listen: Endpoint, backend: Endpoint, logLevel: LogLevel): object {
+export function tenantsJson(listen: Endpoint, backend: Endpoint, logLevel: LogLevel, workers: number | 'auto' = 1): object {
   return {
+    workers,
     log: { level: logLevel },
     listeners: [{ protocol: 'pop3', address: listen.host, port: listen.port, banner: 'Concierge bench POP3 ready' }],
     tenants: [
@@ -91,7 +94,7 @@ export async function startConcierge(o: ConciergeOptions): Promise<ConciergeProc
     const endpoint = { host: '127.0.0.1', port: await freePort() };
     const configFile = path.join(o.dir, `tenants-${slug}.json`);
     const logFile = path.join(o.dir, `concierge-${slug}.log`);
-    await writeFile(configFile, JSON.stringify(tenantsJson(endpoint, o.backend, o.logLevel), null, 2));
+    await writeFile(configFile, JSON.stringify(tenantsJson(endpoint, o.backend, o.logLevel, o.workers), null, 2));
     // Logs go to a file, as a deployment's would (not a pipe this process has to drain).
     const fd = openSync(logFile, 'a');
     const child = spawnChild(`concierge ${o.label}`, process.execPath, [...(o.nodeFlags ?? []), cliPath, 'start', '--config', configFile], {
