@@ -4,7 +4,9 @@
  * reads Concierge's RSS and V8 heap after a full GC, before and after. With --census, heap
  * snapshots before and after are compared to show which objects the bytes go to.
  *
- *   node --import tsx bench/idle-sessions.ts [--sessions 9900] [--census 1000]
+ *   node --import tsx bench/idle-sessions.ts [--sessions 9900] [--census 1000] [--snapshots DIR]
+ *
+ * --snapshots keeps the two heap snapshots of the census in DIR (for Chrome DevTools' Memory tab).
  *
  * Concierge holds two sockets per session (client, backend): 10,000 sessions need 20,000 fds plus
  * its own, over this machine's hard limit of 20,000 per process, hence the default of 9,900.
@@ -18,11 +20,11 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startBackend } from './lib/backends.js';
 import { cleanupAll, onCleanup, removeDirOnCleanup } from './lib/cleanup.js';
-import { repoRoot, SOURCE_ADDRESS } from './lib/concierge.js';
+import { ensureBuilt, repoRoot, SOURCE_ADDRESS } from './lib/concierge.js';
 import { bigMessage, DOMAIN, loginAccounts, type Account } from './lib/mail-data.js';
 import type { Endpoint } from './lib/net-util.js';
 
-const { values } = parseArgs({ options: { sessions: { type: 'string', default: '9900' }, census: { type: 'string', default: '0' }, concurrency: { type: 'string', default: '64' } } });
+const { values } = parseArgs({ options: { sessions: { type: 'string', default: '9900' }, census: { type: 'string', default: '0' }, snapshots: { type: 'string' }, concurrency: { type: 'string', default: '64' } } });
 const SESSIONS = Number(values.sessions);
 const CENSUS = Number(values.census);
 const CONCURRENCY = Number(values.concurrency);
@@ -98,6 +100,7 @@ async function census(file: string): Promise<Map<string, { bytes: number; count:
 }
 
 async function main(): Promise<void> {
+  process.stderr.write(`${ensureBuilt(true)}\n`);
   const dir = await mkdtemp(path.join(tmpdir(), 'concierge-idle-'));
   removeDirOnCleanup(dir);
   const count = Math.max(SESSIONS, CENSUS);
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
       tenants: [{ domain: DOMAIN, sourceAddress: SOURCE_ADDRESS, backendUser: 'full', backends: { pop3: [{ host: backend.endpoint.host, port: backend.endpoint.port }] } }],
     }),
   );
-  const child = fork(path.join(repoRoot, 'bench', 'lib', 'memory-child.ts'), [config], { execArgv: ['--expose-gc', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(path.join(repoRoot, 'bench', 'lib', 'memory-child.mjs'), [config], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   onCleanup('memory child', () => {
     child.kill('SIGTERM');
   });
@@ -154,8 +157,8 @@ async function main(): Promise<void> {
   }
 
   if (CENSUS > 0) {
-    const snapDir = path.join(dir, 'snapshots');
-    await mkdir(snapDir);
+    const snapDir = values.snapshots ? path.resolve(values.snapshots) : path.join(dir, 'snapshots');
+    await mkdir(snapDir, { recursive: true });
     await reply('measure');
     await reply({ snapshot: path.join(snapDir, 'before.heapsnapshot') });
     const sockets = await openMany(target, accounts.slice(0, CENSUS));

@@ -92,6 +92,8 @@ export class Session {
   private delay: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   private readonly loginTimer: NodeJS.Timeout;
   private readonly startedAt = Date.now();
+  /** Removes the listener that ends a session whose client hangs up during its login. */
+  private stopLoginWatch: (() => void) | undefined;
   private openSockets = 1;
   /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
   private dataPlane: DataPlane | undefined;
@@ -146,9 +148,13 @@ export class Session {
     // A client that hangs up while its login is with the backend is gone: stop the replay now
     // rather than when the backend answers. With commands still buffered (`nc -N` style
     // pipelining) the login goes on, and the splice passes the half-close on.
-    this.client.once('end', () => {
+    const onEndWhileLoggingIn = () => {
       if (this.phase === 'login' && clientChannel.buffered === 0) this.close('client closed');
-    });
+    };
+    this.client.once('end', onEndWhileLoggingIn);
+    // Left on for the session's life, it would keep this whole login frame (both line channels,
+    // the login with its secret) alive in every idle spliced session.
+    this.stopLoginWatch = () => this.client.off('end', onEndWhileLoggingIn);
     this.client.write(module.greeting(this.deps.banner));
     for (let attempt = 1; ; attempt++) {
       const login = await module.readLogin(clientChannel, ctx);
@@ -222,16 +228,19 @@ export class Session {
     if (pipelined.length > 0) backend.socket.write(pipelined);
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
+    this.stopLoginWatch?.();
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
     this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     let idle = false;
+    // Closures here take the socket only: the rest of the login (its line channels) can go.
+    const backendSocket = backend.socket;
     client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
       idle = true;
       client.destroy();
-      backend.socket.destroy();
+      backendSocket.destroy();
     });
-    void splice(client, backend.socket, backend.hook).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
+    void splice(client, backendSocket, backend.hook).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
   }
 
   /**
