@@ -23,12 +23,16 @@ export interface DovecotOptions {
   users: DovecotUser[];
   /** Bound on the wait for the first POP3 greeting; default 15 000. */
   startTimeoutMs?: number;
+  /** Also listen on `haproxyPort`, where a PROXY header must come first (dovecot's `haproxy = yes`). */
+  haproxy?: boolean;
 }
 
 /** A running throwaway dovecot; stop() kills it and removes `dir`. */
 export interface DovecotInstance {
   host: '127.0.0.1';
   port: number;
+  /** With `haproxy`: the port that requires a PROXY header. */
+  haproxyPort: number | undefined;
   dir: string;
   /** Successful logins, oldest first, from the "Login:" lines. */
   logins(wait?: LogWait): Promise<DovecotLogin[]>;
@@ -111,9 +115,10 @@ async function startOnce(binary: string, options: DovecotOptions): Promise<Dovec
     if (asRoot) await chown(passwdFile, 0, accounts.mailGid);
     await mkdir(join(dir, 'state'));
     const port = await freePort();
+    const haproxyPort = options.haproxy ? await freePort() : undefined;
     const instanceName = basename(dir);
-    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts }));
-    return await launch(binary, { dir, port, confPath, logPath, startTimeoutMs: options.startTimeoutMs ?? 15_000 });
+    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts, haproxyPort }));
+    return await launch(binary, { dir, port, haproxyPort, confPath, logPath, startTimeoutMs: options.startTimeoutMs ?? 15_000 });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -123,6 +128,7 @@ async function startOnce(binary: string, options: DovecotOptions): Promise<Dovec
 interface LaunchParams {
   dir: string;
   port: number;
+  haproxyPort: number | undefined;
   confPath: string;
   logPath: string;
   startTimeoutMs: number;
@@ -188,6 +194,7 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
   return {
     host,
     port: p.port,
+    haproxyPort: p.haproxyPort,
     dir: p.dir,
     logins: (wait) => waitForLines(p.dir, p.logPath, loginLine, wait),
     failedLogins: (wait) => waitForLines(p.dir, p.logPath, failedLoginLine, wait),
