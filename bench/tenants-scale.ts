@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +33,17 @@ function generate(count: number, port: number): object {
 }
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+
+/** Connects, waits for the POP3 greeting line, closes. */
+async function greeting(port: number): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => {
+    socket.on('data', (d: Buffer) => d.includes(10) && resolve());
+    socket.once('close', () => resolve());
+  });
+  socket.destroy();
+}
 
 async function main(): Promise<void> {
   ensureBuilt(true);
@@ -74,13 +86,25 @@ async function main(): Promise<void> {
     const started = process.hrtime.bigint();
     await waitFor('listening', 1);
     const startMs = ms(started);
+    const listenPort = Number(/"port":(\d+)/.exec(lines.find((l) => l.includes('"message":"listening"'))!)![1]);
     const rssStart = await rss();
     const reload: number[] = [];
+    const stall: number[] = [];
     for (let i = 1; i <= REPS; i++) {
       const t0 = process.hrtime.bigint();
       child.kill('SIGHUP');
-      await waitFor('tenants reloaded', i);
+      const reloaded = waitFor('tenants reloaded', i).then(() => (done = true));
+      // Meanwhile, one client after another: the slowest greeting shows how long the instance stalled.
+      let done = false;
+      let worst = 0;
+      while (!done) {
+        const g0 = process.hrtime.bigint();
+        await greeting(listenPort);
+        worst = Math.max(worst, ms(g0));
+      }
+      await reloaded;
       reload.push(ms(t0));
+      stall.push(worst);
     }
     const rssAfter = await rss();
     child.kill('SIGTERM');
@@ -95,6 +119,7 @@ async function main(): Promise<void> {
         `| build the tenant directory | ${f(build)} |`,
         `| \`concierge start\` to "listening" | ${startMs.toFixed(0)} ms (one run) |`,
         `| reload: SIGHUP → "tenants reloaded" | ${f(reload)} |`,
+        `| slowest POP3 greeting during a reload (clients back to back) | ${f(stall)} |`,
         `| RSS of the instance: after start → after ${REPS} reloads | ${rssStart.toFixed(0)} → ${rssAfter.toFixed(0)} MiB |`,
       ].join('\n') + '\n',
     );

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
+import { loadConfigOffThread } from './config-off-thread.js';
 import { isClusterWorker, runPrimary, serveMetricsToPrimary, workerCount } from './cluster.js';
 import { startConcierge, type Concierge } from './concierge.js';
 import { createLogger } from './log.js';
@@ -51,7 +52,7 @@ function handleSignals(concierge: Concierge, configFile: string, extra: () => Pr
   process.on('SIGINT', () => (isClusterWorker() ? undefined : stop('SIGINT')));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
-    loadConfig(configFile).then(
+    loadConfigOffThread(configFile).then(
       (config) => concierge.reloadTenants(config),
       (err: unknown) => concierge.logger.error('reload refused, keeping the running tenants', { problems: err instanceof ConfigError ? err.problems : [String(err)] }),
     );
