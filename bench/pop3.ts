@@ -36,6 +36,7 @@ const USAGE = `usage: node --import tsx bench/pop3.ts [options]   (npm run bench
   --retr-mib N             size of the big message in MiB (default 64)
   --reps N                 timed RETR transfers per target; 0 skips RETR (default 5)
   --log-levels L[,L]       one Concierge per log level, each a target (default warn,info)
+  --workers W[,W]          one Concierge per workers value (1, N or auto) and log level (default 1)
   --timeout MS             a session or transfer taking longer fails (default 10000 / 120000 for RETR)
   --pause MS               pause between login runs (default 1000)
   --tls                    POP3S (implicit TLS): direct-tls, concierge-tls (TLS → plain backend) and
@@ -59,6 +60,7 @@ function options() {
       tls: { type: 'boolean', default: false },
       'with-plain': { type: 'boolean', default: false },
       'tls-resume': { type: 'boolean', default: false },
+      workers: { type: 'string', default: '1' },
       timeout: { type: 'string', default: '10000' },
       pause: { type: 'string', default: '1000' },
       'cpu-prof': { type: 'boolean', default: false },
@@ -82,7 +84,10 @@ function options() {
   if (values['tls-resume'] && !values.tls) usage('--tls-resume goes with --tls');
   const levels = (values['log-levels'] ?? (values.tls ? 'warn' : 'warn,info')).split(',').filter(Boolean) as LogLevel[];
   if (levels.length === 0 || levels.some((l) => !['error', 'warn', 'info', 'debug'].includes(l))) usage('--log-levels: a list of error, warn, info, debug');
+  const workers = values.workers.split(',').filter(Boolean).map((w) => (w === 'auto' ? 'auto' : Number(w)));
+  if (workers.length === 0 || workers.some((w) => w !== 'auto' && !(Number.isInteger(w) && w >= 1))) usage('--workers: a list of process counts or auto');
   return {
+    workers: [...new Set(workers)] as Array<number | 'auto'>,
     backend: values.backend as BackendKind,
     durationS: num('duration', 0.1),
     concurrency: Math.floor(num('concurrency', 1)),
@@ -109,22 +114,25 @@ interface TargetPlan {
   readonly level?: LogLevel;
   readonly clientTls: boolean;
   readonly backendTls: boolean;
+  /** The Concierge's `workers` (1: one process). */
+  readonly workers?: number | 'auto';
 }
 
 /** The targets of one run, in measuring order (rotated per round). */
 function planTargets(o: ReturnType<typeof options>): TargetPlan[] {
-  const suffix = (level: LogLevel) => (level === 'warn' ? '' : `-${level}`);
-  const plain = (levels: readonly LogLevel[]): TargetPlan[] => [
+  const suffix = (level: LogLevel, workers: number | 'auto' = 1) => (level === 'warn' ? '' : `-${level}`) + (workers === 1 ? '' : `-w${workers}`);
+  const plain = (levels: readonly LogLevel[], workersList: ReadonlyArray<number | 'auto'>): TargetPlan[] => [
     { label: 'direct', clientTls: false, backendTls: false },
-    ...levels.map((level) => ({ label: `concierge${suffix(level)}`, baseline: 'direct', level, clientTls: false, backendTls: false })),
+    ...workersList.flatMap((workers) => levels.map((level) => ({ label: `concierge${suffix(level, workers)}`, baseline: 'direct', level, workers, clientTls: false, backendTls: false }))),
   ];
-  if (!o.tls) return plain(o.levels);
+  if (!o.tls) return plain(o.levels, o.workers);
   const first = o.levels[0]!;
+  const workers = o.workers[0]!;
   return [
     { label: 'direct-tls', clientTls: true, backendTls: false },
-    ...o.levels.map((level) => ({ label: `concierge-tls${suffix(level)}`, baseline: 'direct-tls', level, clientTls: true, backendTls: false })),
-    { label: `concierge-tls-tls${suffix(first)}`, baseline: 'direct-tls', level: first, clientTls: true, backendTls: true },
-    ...(o.withPlain ? plain([first]) : []),
+    ...o.levels.map((level) => ({ label: `concierge-tls${suffix(level, workers)}`, baseline: 'direct-tls', level, workers, clientTls: true, backendTls: false })),
+    { label: `concierge-tls-tls${suffix(first, workers)}`, baseline: 'direct-tls', level: first, workers, clientTls: true, backendTls: true },
+    ...(o.withPlain ? plain([first], [workers]) : []),
   ];
 }
 
@@ -171,15 +179,16 @@ async function main(): Promise<number> {
       dir,
       backend: plan.backendTls ? backend.tlsEndpoint! : backend.endpoint,
       logLevel: plan.level,
+      workers: plan.workers,
       nodeFlags: o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-name', `${plan.label}.cpuprofile`] : [],
       ...(plan.clientTls && tlsFiles ? { listenTls: tlsFiles } : {}),
       ...(plan.backendTls && tlsFiles ? { backendTls: { ca: tlsFiles.caFile, servername: SERVER_NAME } } : {}),
     });
     concierges.push(c);
-    targets.push({ label: c.label, endpoint: c.endpoint, proxyPid: c.pid });
+    targets.push({ label: c.label, endpoint: c.endpoint, proxyPid: c.pid, proxyTree: plan.workers !== 1 });
     const sides = plan.clientTls ? `; implicit TLS from clients, ${plan.backendTls ? 'implicit TLS (verified) to the backend' : 'plain to the backend'}` : '';
-    notes[plan.label] = `Concierge child pid ${c.pid} on ${show(c.endpoint)}, log level "${plan.level}" (stdout to a file)${sides}`;
-    process.stderr.write(`${plan.label}: pid ${c.pid} on ${show(c.endpoint)}, log level ${plan.level}\n`);
+    notes[plan.label] = `Concierge child pid ${c.pid} on ${show(c.endpoint)}, log level "${plan.level}", workers ${plan.workers} (stdout to a file)${sides}`;
+    process.stderr.write(`${plan.label}: pid ${c.pid} on ${show(c.endpoint)}, log level ${plan.level}, workers ${plan.workers}\n`);
   }
   if (tlsFiles) {
     notes.tls =

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config.js';
 import { TlsStore } from './tls.js';
+import { loadConfigOffThread } from './config-off-thread.js';
 import { isClusterWorker, runPrimary, serveMetricsToPrimary, workerCount } from './cluster.js';
 import { startConcierge, type Concierge } from './concierge.js';
 import { createLogger } from './log.js';
@@ -53,7 +54,7 @@ function handleSignals(concierge: Concierge, configFile: string, extra: () => Pr
   process.on('SIGINT', () => (isClusterWorker() ? undefined : stop('SIGINT')));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGHUP', () => {
-    loadConfig(configFile).then(
+    loadConfigOffThread(configFile).then(
       async (config) => concierge.reloadTenants(config, await TlsStore.load(config, concierge.logger)),
       (err: unknown) => concierge.logger.error('reload refused, keeping the running tenants', { problems: err instanceof ConfigError ? err.problems : [String(err)] }),
     );

@@ -42,6 +42,12 @@ export interface Concierge {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The key of the listeners' shape (without certificates) in `startedWith`. */
+const LISTENER_SHAPE = 'listeners without certificates';
+
+/** Config sections a reload does not apply (a restart does); listeners' certificates excepted. */
+const RESTART_ONLY = ['listeners', 'limits', 'log', 'demo', 'admin', 'workers'] as const;
+
 /**
  * Opens every configured listener. Rejects (closing what it opened) if one cannot bind.
  * With `bind: false` nothing is bound (inetd mode: connections arrive through `Listener.adopt`);
@@ -69,24 +75,29 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   let stopping = false;
   const relayConfig = config.relay;
   const relay = relayConfig && options.bind !== false ? await Relay.start({ ...config, relay: relayConfig }, logger, metrics) : undefined;
-  const listeners = config.listeners.map((l, index) => {
+  // A loop, not a callback: a closure using `config` would keep the whole first config (its
+  // tenants too) alive in this scope's shared context after every reload.
+  const listeners: Listener[] = [];
+  for (const [index, l] of config.listeners.entries()) {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
     const module = l.mode === 'relay' && relay ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
     const name = `${l.protocol}@${l.address}:${l.port}`;
-    return new Listener(l, {
-      module,
-      directory: () => directory,
-      tls: () => listenerTls.forListener(index),
-      backendTls: (backend) => tls.forBackend(backend),
-      limits: effectiveLimits(config, l),
-      logger,
-      onSessionDone: count,
-      metrics: metrics.forListener(name, l.protocol),
-      tenantConnections,
-      authPenalty,
-    });
-  });
+    listeners.push(
+      new Listener(l, {
+        module,
+        directory: () => directory,
+        tls: () => listenerTls.forListener(index),
+        backendTls: (backend) => tls.forBackend(backend),
+        limits: effectiveLimits(config, l),
+        logger,
+        onSessionDone: count,
+        metrics: metrics.forListener(name, l.protocol),
+        tenantConnections,
+        authPenalty,
+      }),
+    );
+  }
   let admin: AdminServer | undefined;
   try {
     // Listeners systemd passed sockets for take them; the others bind their configured address.
@@ -99,6 +110,10 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     await relay?.close();
     throw err;
   }
+  // Kept as text rather than keeping `config`: with 100,000 tenants the first config is ~60 MiB of heap.
+  const startedWith = new Map<string, string>();
+  for (const key of RESTART_ONLY) startedWith.set(key, JSON.stringify(config[key]));
+  startedWith.set(LISTENER_SHAPE, listenerShape(config));
   let adminClosed: Promise<void> | undefined;
   return {
     listeners,
@@ -110,14 +125,14 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     reloadTenants(next, nextTls) {
       directory = new TenantDirectory(next);
       // Certificates may change on reload; anything else about a listener needs a restart.
-      const listenersKept = listenerShape(next) === listenerShape(config);
+      const listenersKept = listenerShape(next) === startedWith.get(LISTENER_SHAPE);
       if (nextTls) {
         tls = nextTls;
         if (listenersKept) listenerTls = nextTls;
       }
       relay?.reload(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length, ...(nextTls ? { certificates: listenersKept ? 'reloaded' : 'backends and tenants only' } : {}) });
-      const ignored: string[] = (['limits', 'log', 'demo', 'admin', 'workers', 'relay'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored: string[] = RESTART_ONLY.filter((key) => key !== 'listeners' && JSON.stringify(next[key]) !== startedWith.get(key));
       if (!listenersKept) ignored.unshift('listeners');
       if (ignored.length > 0) logger.warn('reload applies tenants, certificates and login separators only: restart to apply the rest', { ignored });
     },

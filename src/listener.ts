@@ -132,10 +132,12 @@ export class Listener {
       },
       (err: Error) => {
         this.awaitingHeader.delete(socket);
-        metrics.refused('proxyHeader');
-        logger.warn('connection refused', { listener: this.name, client: `${from}:${socket.remotePort}`, reason: 'proxyHeader', error: err.message });
+        const client = `${from}:${socket.remotePort}`;
         socket.destroy();
         if (this.isIdle()) this.notifyIdle();
+        if (this.closing) return; // closed by the shutdown itself: no refusal to report
+        metrics.refused('proxyHeader');
+        logger.warn('connection refused', { listener: this.name, client, reason: 'proxyHeader', error: err.message });
       },
     );
   }

@@ -101,6 +101,8 @@ export class Session {
   private delay: { timer: NodeJS.Timeout; wake: () => void } | undefined;
   private readonly loginTimer: NodeJS.Timeout;
   private readonly startedAt = Date.now();
+  /** Removes the listener that ends a session whose client hangs up during its login. */
+  private stopLoginWatch: (() => void) | undefined;
   private openSockets = 1;
   /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
   private dataPlane: DataPlane | undefined;
@@ -215,9 +217,15 @@ export class Session {
    * pipelining) the login goes on, and the splice passes the half-close on.
    */
   private watchClientEnd(clientChannel: LineChannel): void {
-    this.client.once('end', () => {
+    this.stopLoginWatch?.();
+    const socket = this.client;
+    const onEndWhileLoggingIn = () => {
       if (this.phase === 'login' && clientChannel.buffered === 0) this.close('client closed');
-    });
+    };
+    socket.once('end', onEndWhileLoggingIn);
+    // Left on for the session's life, it would keep this whole login frame (both line channels,
+    // the login with its secret) alive in every idle spliced session.
+    this.stopLoginWatch = () => socket.off('end', onEndWhileLoggingIn);
   }
 
   /** The server side of the client's TLS handshake; the session goes on over the TLS socket. */
@@ -306,16 +314,19 @@ export class Session {
     if (pipelined.length > 0) backend.socket.write(pipelined);
     clearTimeout(this.loginTimer);
     this.phase = 'spliced';
+    this.stopLoginWatch?.();
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
     this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
     let idle = false;
+    // Closures here take the socket only: the rest of the login (its line channels) can go.
+    const backendSocket = backend.socket;
     client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
       idle = true;
       client.destroy();
-      backend.socket.destroy();
+      backendSocket.destroy();
     });
-    void splice(client, backend.socket, backend.hook).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
+    void splice(client, backendSocket, backend.hook).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
   }
 
   /**

@@ -5,6 +5,8 @@ import { describe, test } from 'node:test';
 import { parseConfig } from '../src/config.js';
 import { encodeProxyHeader, parseProxyHeader, type ProxyHeader, V2_SIGNATURE } from '../src/proxy-protocol.js';
 import { PASSWORD_A, startTwoTenants, type TwoTenants } from './support/fixtures.js';
+import { FTP_PASSWORD_A, startFtpTwoTenants } from './support/ftp-fixtures.js';
+import { epsvPort, ftpCommand, readAll, readFtpReply } from './support/ftp-raw.js';
 import { sampleValue } from './support/prometheus.js';
 import { RawClient } from './support/raw-client.js';
 
@@ -274,4 +276,34 @@ describe('PROXY protocol, outbound (sendProxyProtocol)', () => {
       }
     });
   }
+});
+
+describe('PROXY protocol, FTP data connections', () => {
+  test('the client a balancer names is the one address its passive data connection may come from', async () => {
+    const env = await startFtpTwoTenants({ base: 21800, listener: { proxyProtocol: { trusted: [BALANCER] } } });
+    try {
+      // The named client is on loopback (127.0.0.5) so that it can really open the data connection.
+      const c = await RawClient.connect(env.port, { localAddress: BALANCER });
+      c.send(encodeProxyHeader('v2', { clientAddress: '127.0.0.5', clientPort: 40_000, localAddress: '127.0.0.1', localPort: env.port }));
+      assert.match(await readFtpReply(c), /^220/);
+      assert.match(await ftpCommand(c, 'USER alice@a.example'), /^331/);
+      assert.match(await ftpCommand(c, `PASS ${FTP_PASSWORD_A}`), /^230/);
+      const port = epsvPort(await ftpCommand(c, 'EPSV'));
+      // The balancer's own address is not the client's: its data connection is dropped.
+      const fromBalancer = net.connect({ host: '127.0.0.1', port, localAddress: BALANCER });
+      fromBalancer.on('error', () => {});
+      await once(fromBalancer, 'close');
+      const body = readAll(port, { localAddress: '127.0.0.5' });
+      assert.match(await ftpCommand(c, 'RETR only-at-a.txt'), /^150 /);
+      assert.equal((await body).toString(), 'file of tenant a\n');
+      assert.match(await readFtpReply(c), /^226 /);
+      await ftpCommand(c, 'QUIT');
+      await c.closed;
+      await env.listener.whenIdle();
+      const refused = env.logs.records().filter((r) => r.message === 'data connection refused');
+      assert.deepEqual(refused.map((r) => [r.from, r.expected]), [[BALANCER, '127.0.0.5']]);
+    } finally {
+      await env.close();
+    }
+  });
 });

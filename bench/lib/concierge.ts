@@ -73,6 +73,8 @@ export interface ConciergeOptions {
   readonly listenTls?: { readonly cert: string; readonly key: string; readonly client: tls.ConnectionOptions };
   /** Implicit TLS toward the backend (then `backend` is its POP3S endpoint), verified against this CA and name. */
   readonly backendTls?: { readonly ca: string; readonly servername: string };
+  /** The config's `workers` (default 1: one process). */
+  readonly workers?: number | 'auto';
 }
 
 export function tenantsJson(
@@ -81,8 +83,10 @@ export function tenantsJson(
   logLevel: LogLevel,
   listenTls?: ConciergeOptions['listenTls'],
   backendTls?: ConciergeOptions['backendTls'],
+  workers: number | 'auto' = 1,
 ): object {
   return {
+    workers,
     log: { level: logLevel },
     listeners: [
       {
@@ -113,7 +117,7 @@ export async function startConcierge(o: ConciergeOptions): Promise<ConciergeProc
     const endpoint: Endpoint = { host: '127.0.0.1', port: await freePort(), ...(o.listenTls ? { tls: o.listenTls.client } : {}) };
     const configFile = path.join(o.dir, `tenants-${slug}.json`);
     const logFile = path.join(o.dir, `concierge-${slug}.log`);
-    await writeFile(configFile, JSON.stringify(tenantsJson(endpoint, o.backend, o.logLevel, o.listenTls, o.backendTls), null, 2));
+    await writeFile(configFile, JSON.stringify(tenantsJson(endpoint, o.backend, o.logLevel, o.listenTls, o.backendTls, o.workers), null, 2));
     // Logs go to a file, as a deployment's would (not a pipe this process has to drain).
     const fd = openSync(logFile, 'a');
     const child = spawnChild(`concierge ${o.label}`, process.execPath, [...(o.nodeFlags ?? []), cliPath, 'start', '--config', configFile], {

@@ -15,6 +15,8 @@ export interface Target {
   readonly endpoint: Endpoint;
   /** The proxy's own process (undefined for direct). */
   readonly proxyPid?: number;
+  /** Count the proxy's whole process tree (a primary and its cluster workers). */
+  readonly proxyTree?: boolean;
 }
 
 export interface LoginRun extends LoginLoadResult {
@@ -62,7 +64,7 @@ const log = (s: string) => process.stderr.write(`[${new Date().toISOString().sli
 
 export async function loginPhase(o: LoginPhaseOptions): Promise<LoginRun[]> {
   const runs: LoginRun[] = [];
-  const procs: ProcSpec[] = [o.backend, ...o.targets.filter((t) => t.proxyPid !== undefined).map((t) => ({ name: t.label, pid: t.proxyPid!, tree: false }))];
+  const procs: ProcSpec[] = [o.backend, ...o.targets.filter((t) => t.proxyPid !== undefined).map((t) => ({ name: t.label, pid: t.proxyPid!, tree: t.proxyTree ?? false }))];
   for (let round = 1; round <= o.rounds; round++) {
     for (const t of rotated(o.targets, round)) {
       await delay(o.pauseMs); // let the previous run's connections finish closing
@@ -124,7 +126,7 @@ export interface RetrPhaseOptions {
 export async function retrPhase(o: RetrPhaseOptions): Promise<RetrRun[]> {
   const runs: RetrRun[] = [];
   const one = async (t: Target, rep: number) => {
-    const procs: ProcSpec[] = t.proxyPid !== undefined ? [{ name: 'proxy', pid: t.proxyPid, tree: false }] : [];
+    const procs: ProcSpec[] = t.proxyPid !== undefined ? [{ name: 'proxy', pid: t.proxyPid, tree: t.proxyTree ?? false }] : [];
     const before = snapshot(procs);
     const r = await retrOnce(t.endpoint, o.account, o.big, rep === 0, o.timeoutMs);
     const d = cpuDelta(before, snapshot(procs));

@@ -26,6 +26,8 @@ export interface DovecotConfigParams {
   accounts: DovecotAccounts;
   /** STLS (and only that: the one listener stays plaintext first) with this certificate and key. */
   ssl?: { cert: string; key: string };
+  /** A second POP3 listener here that requires a PROXY header (v1 or v2) from loopback peers (dovecot's `haproxy = yes`). */
+  haproxyPort?: number;
 }
 
 /** One line of the passwd-file that is both passdb and userdb. */
@@ -109,7 +111,7 @@ mail_gid = ${a.mailGid}
 first_valid_uid = 1
 first_valid_gid = 1
 mail_location = maildir:~/Maildir
-
+${p.haproxyPort === undefined ? '' : 'haproxy_trusted_networks = 127.0.0.0/8\n'}
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u ${p.passwdFile}
@@ -123,7 +125,7 @@ service pop3-login {
   inet_listener pop3 {
     address = 127.0.0.1
     port = ${p.port}
-  }
+  }${p.haproxyPort === undefined ? '' : `\n  inet_listener pop3-haproxy {\n    address = 127.0.0.1\n    port = ${p.haproxyPort}\n    haproxy = yes\n  }`}
 ${a.chroot ? '' : '  chroot =\n'}}
 
 # Mode 0 removes the socket, which turns the per-IP auth penalty (up to 15 s) off.

@@ -25,12 +25,16 @@ export interface DovecotOptions {
   startTimeoutMs?: number;
   /** Offer STLS with this certificate and key. */
   ssl?: { cert: string; key: string };
+  /** Also listen on `haproxyPort`, where a PROXY header must come first (dovecot's `haproxy = yes`). */
+  haproxy?: boolean;
 }
 
 /** A running throwaway dovecot; stop() kills it and removes `dir`. */
 export interface DovecotInstance {
   host: '127.0.0.1';
   port: number;
+  /** With `haproxy`: the port that requires a PROXY header. */
+  haproxyPort: number | undefined;
   dir: string;
   /** Successful logins, oldest first, from the "Login:" lines. */
   logins(wait?: LogWait): Promise<DovecotLogin[]>;
@@ -113,9 +117,10 @@ async function startOnce(binary: string, options: DovecotOptions): Promise<Dovec
     if (asRoot) await chown(passwdFile, 0, accounts.mailGid);
     await mkdir(join(dir, 'state'));
     const port = await freePort();
+    const haproxyPort = options.haproxy ? await freePort() : undefined;
     const instanceName = basename(dir);
-    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts, ssl: options.ssl }));
-    return await launch(binary, { dir, port, confPath, logPath, startTimeoutMs: options.startTimeoutMs ?? 15_000 });
+    await writeFile(confPath, renderDovecotConfig({ dir, instanceName, port, passwdFile, logPath, accounts, ssl: options.ssl, haproxyPort }));
+    return await launch(binary, { dir, port, haproxyPort, confPath, logPath, startTimeoutMs: options.startTimeoutMs ?? 15_000 });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -125,6 +130,7 @@ async function startOnce(binary: string, options: DovecotOptions): Promise<Dovec
 interface LaunchParams {
   dir: string;
   port: number;
+  haproxyPort: number | undefined;
   confPath: string;
   logPath: string;
   startTimeoutMs: number;
@@ -190,6 +196,7 @@ async function launch(binary: string, p: LaunchParams): Promise<DovecotInstance>
   return {
     host,
     port: p.port,
+    haproxyPort: p.haproxyPort,
     dir: p.dir,
     logins: (wait) => waitForLines(p.dir, p.logPath, loginLine, wait),
     failedLogins: (wait) => waitForLines(p.dir, p.logPath, failedLoginLine, wait),
