@@ -113,7 +113,7 @@ void Run(Relay* r) {
 void Finish(Relay* r) {
   if (r->thread.joinable()) r->thread.join();
   relays.erase(r->id);
-  close(r->wake);
+  if (r->wake >= 0) close(r->wake);
   napi_release_threadsafe_function(r->done, napi_tsfn_release);
   delete r;
 }
@@ -199,7 +199,7 @@ napi_value Progress(napi_env env, napi_callback_info info) {
 
 napi_value Stop(napi_env env, napi_callback_info info) {
   Relay* r = Find(env, info);
-  if (r == nullptr) return Number(env, 0);
+  if (r == nullptr || r->wake < 0) return Number(env, r ? static_cast<double>(r->bytes.load()) : 0);
   r->stopping.store(true);
   uint64_t one = 1;
   ssize_t ignored = write(r->wake, &one, sizeof one);
@@ -207,6 +207,9 @@ napi_value Stop(napi_env env, napi_callback_info info) {
   // The thread blocks only in poll, which the eventfd has just woken: this join is short. The
   // relay itself is freed by CallDone, which the thread has queued on its way out.
   if (r->thread.joinable()) r->thread.join();
+  // The thread has closed its pipe; the eventfd goes now too, so a stopped relay holds no fd.
+  close(r->wake);
+  r->wake = -1;
   return Number(env, static_cast<double>(r->bytes.load()));
 }
 
