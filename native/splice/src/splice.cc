@@ -56,6 +56,11 @@ void Run(Relay* r) {
   const size_t capacity = got > 0 ? static_cast<size_t>(got) : 65536;
   size_t in_pipe = 0;
   bool eof = false;
+  // The pipe's capacity counts pages, and TCP fills them partly: a splice into a pipe holding far
+  // fewer bytes than its size may still find it full (EAGAIN, like an empty socket). So while the
+  // pipe holds bytes, an EAGAIN from the source means "wait for the destination", never "poll the
+  // source", which would report it readable at once and spin.
+  bool src_blocked = false;
   const unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
 
   for (;;) {
@@ -64,15 +69,17 @@ void Run(Relay* r) {
       break;
     }
     bool moved = false;
-    if (!eof && in_pipe < capacity) {
-      ssize_t n = splice(r->src, nullptr, pipefd[1], nullptr, capacity - in_pipe, flags);
+    if (!eof && !src_blocked) {
+      ssize_t n = splice(r->src, nullptr, pipefd[1], nullptr, capacity, flags);
       if (n > 0) {
         in_pipe += static_cast<size_t>(n);
         moved = true;
       } else if (n == 0) {
         eof = true;
         moved = true;
-      } else if (errno != EAGAIN && errno != EINTR) {
+      } else if (errno == EAGAIN) {
+        src_blocked = true;
+      } else if (errno != EINTR) {
         r->reason = Failure("read", errno);
         break;
       }
@@ -82,6 +89,7 @@ void Run(Relay* r) {
       if (n > 0) {
         in_pipe -= static_cast<size_t>(n);
         r->bytes.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        src_blocked = false;  // room in the pipe again
         moved = true;
       } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
         r->reason = Failure("write", n < 0 ? errno : EPIPE);
@@ -93,15 +101,15 @@ void Run(Relay* r) {
       break;
     }
     if (moved) continue;
-    pollfd fds[3];
-    nfds_t count = 0;
-    fds[count++] = {r->wake, POLLIN, 0};
-    if (!eof && in_pipe < capacity) fds[count++] = {r->src, POLLIN, 0};
-    if (in_pipe > 0) fds[count++] = {r->dst, POLLOUT, 0};
-    if (poll(fds, count, -1) < 0 && errno != EINTR) {
+    pollfd fds[2];
+    fds[0] = {r->wake, POLLIN, 0};
+    // An empty pipe: the source had nothing. Otherwise the destination is full.
+    fds[1] = in_pipe == 0 ? pollfd{r->src, POLLIN, 0} : pollfd{r->dst, POLLOUT, 0};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) {
       r->reason = Failure("poll", errno);
       break;
     }
+    src_blocked = false;
     // POLLERR / POLLHUP wake us too: the next splice call reports what happened.
   }
   close(pipefd[0]);
