@@ -81,6 +81,13 @@ describe('FTP data relay on the splice(2) addon', () => {
     assert.ok(a.bytesDown >= BIG.length && a.bytesUp >= BIG.length, JSON.stringify(a));
   });
 
+  test('active mode (Concierge dials the client, through its read hook): RETR on kernel pumps, byte-exact', async () => {
+    const relaysBefore = kernelRelays(env);
+    const got = await curl(env.port, ['-P', '127.0.0.1', 'ftp://127.0.0.1:PORT/big.bin']);
+    assert.equal(sha256(got), sha256(BIG));
+    assert.equal(kernelRelays(env) - relaysBefore, 1);
+  });
+
   test('a transfer slower than idleTimeoutMs overall, but never idle that long, is not cut', async () => {
     const { c } = await ftpLogin(env.port, 'alice@a.example', FTP_PASSWORD_A);
     await ftpCommand(c, 'TYPE I');
