@@ -119,14 +119,14 @@ export function relayData(client: RelayEnd, backend: RelayEnd, idleMs: number, k
       else fail();
     });
     pumps = kernel ? startKernelPumps(client, backend, kernel, fail) : [];
-    if (pumps.length === 0) {
+    if (pumps.length === 0 && !settled) {
       pump(backend, client.socket);
       pump(client, backend.socket);
     }
   });
 }
 
-/** Both directions on kernel pumps, or none (returns []) when either socket is not fit for them. */
+/** Both directions on kernel pumps; none (returns []) when either socket is not fit for them, or the addon failed (the relay has failed then). */
 function startKernelPumps(client: RelayEnd, backend: RelayEnd, kernel: RelayKernel, fail: () => void): KernelPump[] {
   const clientFd = kernelFd(client.socket);
   const backendFd = kernelFd(backend.socket);
@@ -136,8 +136,18 @@ function startKernelPumps(client: RelayEnd, backend: RelayEnd, kernel: RelayKern
     kernel.onError(direction, result.reason);
     fail();
   };
-  const down = new KernelPump(kernel.addon, backendFd, clientFd, backend.socket, client.socket, handBack('down', backend, client.socket));
-  const up = new KernelPump(kernel.addon, clientFd, backendFd, client.socket, backend.socket, handBack('up', client, backend.socket));
+  let down: KernelPump | undefined;
+  let up: KernelPump;
+  try {
+    down = new KernelPump(kernel.addon, backendFd, clientFd, backend.socket, client.socket, handBack('down', backend, client.socket));
+    up = new KernelPump(kernel.addon, clientFd, backendFd, client.socket, backend.socket, handBack('up', client, backend.socket));
+  } catch (err) {
+    // No fd or thread to spare. A started pump may hold bytes in its pipe, so the JS relay cannot take over: fail.
+    down?.stop();
+    kernel.onError(down ? 'up' : 'down', (err as Error).message);
+    fail();
+    return [];
+  }
   kernel.onStart({
     get up() {
       return up.bytes;
