@@ -1,16 +1,22 @@
 # Concierge: protocol-aware TCP front proxy. See README.md ("Docker") and docs/operations.md ("Docker").
 
-# --- build: all dependencies, compile src/, proxies/, demo/ to dist/ -------------------------
-FROM node:20-bookworm-slim AS build
+# --- build: all dependencies, compile src/, proxies/, relay/, demo/ to dist/ -----------------
+# The full node image has g++, make and python3 for the optional splice(2) addon (native/splice).
+FROM node:20-bookworm AS build
 WORKDIR /app
 COPY package*.json tsconfig*.json ./
+COPY native ./native
 COPY src ./src
 COPY proxies ./proxies
+COPY relay ./relay
 COPY demo ./demo
-# `npm ci` runs the "prepare" script: tsc -p tsconfig.build.json.
-RUN npm ci --no-audit --no-fund
+# `npm ci` runs the "prepare" script (tsc -p tsconfig.build.json) and builds native/splice;
+# then the dev dependencies go (--ignore-scripts: nothing to rebuild), and the addon's objects.
+RUN npm ci --no-audit --no-fund \
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf native/splice/build/Release/obj.target native/splice/build/Release/.deps
 
-# --- runtime: production dependencies and dist/ only -----------------------------------------
+# --- runtime: production dependencies, dist/ and the built addon only -------------------------
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
@@ -26,9 +32,10 @@ RUN apt-get update \
  && setcap cap_net_bind_service=+ep "$(readlink -f /usr/local/bin/node)" \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 
-COPY package*.json ./
-# --ignore-scripts: "prepare" would compile, and the compiler is a dev dependency; dist/ comes from the build stage.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# node_modules/@concierge/splice links to ../../native/splice: both keep their relative places.
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/native ./native
 COPY --from=build /app/dist ./dist
 COPY tenants.json ./
 
@@ -40,6 +47,6 @@ ENV CONCIERGE_HEALTH_URL=http://127.0.0.1:9110/healthz
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch(process.env.CONCIERGE_HEALTH_URL).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-EXPOSE 110 21 25 587 1110
+EXPOSE 110 21 25 587 995 465 990 1110
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["start", "--config", "/etc/concierge/tenants.json"]

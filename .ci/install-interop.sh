@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what `npm run test:interop` needs on Debian 12: dovecot-pop3d, vsftpd and postfix (the
 # tests run their own private instances), curl (the POP3 and FTP client), lftp (the FTPS client that
-# insists on TLS session reuse), swaks (the SMTP client) and openssl (the tests make their certificates
-# with it).
+# insists on TLS session reuse), swaks (the SMTP client), openssl (the tests make their certificates
+# with it), and g++, make and python3, with which `npm ci` builds the optional splice(2) addon
+# (native/splice; without them Concierge falls back to its JavaScript relay).
 # Idempotent and quiet; run as root (or via sudo). The packaged dovecot, vsftpd and postfix services
 # are neither needed nor started, and postfix is installed unconfigured ("No configuration").
 set -eu
@@ -17,7 +18,8 @@ versions() {
 }
 
 if installed dovecot-pop3d && installed vsftpd && installed postfix && installed swaks && installed lftp &&
-   command -v curl >/dev/null 2>&1; then
+   command -v curl >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 &&
+   command -v python3 >/dev/null 2>&1; then
   echo "interop: $(versions) already installed"
   exit 0
 fi
@@ -39,7 +41,7 @@ export DEBIAN_FRONTEND=noninteractive
 # and delivers nothing: the tests give their own instance its own config directory.
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 dovecot-pop3d vsftpd postfix swaks lftp curl openssl >/dev/null
+apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 dovecot-pop3d vsftpd postfix swaks lftp curl openssl g++ make python3 >/dev/null
 
 # The packages enable their services for the next boot; the tests never use them.
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then

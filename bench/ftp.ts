@@ -3,6 +3,8 @@
  *
  *   npm run bench:ftp -- [--retr-mib 512] [--reps 5] [--concurrency 16] [--duration 10] [--no-build] [--tls]
  *
+ * CONCIERGE_DATA_PATH (js, splice; unset: splice when the addon loaded) passes on to Concierge.
+ *
  * 1. RETR: curl, passive (EPSV), of a --retr-mib file, --reps runs per target interleaved
  *    (direct, Concierge, direct, …); each run's byte count is checked, MB/s (10^6 bytes per
  *    second, curl's speed_download). Median per target and the ratio.
@@ -27,6 +29,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { TestCa } from '../test/support/certificates.js';
+import { DATA_PATH_ENV } from '../src/data-path.js';
 import { startVsftpd } from '../test/interop/vsftpd.js';
 import { spawnChild } from './lib/children.js';
 import { cliPath, ensureBuilt, repoRoot } from './lib/concierge.js';
@@ -155,9 +158,12 @@ async function main(): Promise<void> {
     await waitFor220(targets[1]!.endpoint, 15_000);
     const want = RETR_MIB * 1024 * 1024;
     const speeds: Record<string, number[]> = { direct: [], concierge: [] };
+    let retrCpuS = 0;
     for (let rep = 0; rep < REPS; rep++) {
       for (const t of rep % 2 === 0 ? targets : [...targets].reverse()) {
+        const cpuBefore = processCpuSeconds(child.pid)?.total ?? NaN;
         const r = await retr(t.endpoint, t.user, ca?.certFile);
+        if (t.label === 'concierge') retrCpuS += (processCpuSeconds(child.pid)?.total ?? NaN) - cpuBefore;
         if (r.bytes !== want) throw new Error(`${t.label}: RETR got ${r.bytes} bytes, expected ${want}`);
         speeds[t.label]!.push(r.mbps);
         process.stderr.write(`RETR ${t.label} #${rep + 1}: ${r.mbps.toFixed(0)} MB/s\n`);
@@ -198,11 +204,13 @@ async function main(): Promise<void> {
     const out = [
       `# FTP benchmark (${new Date().toISOString()})`,
       '',
-      `${m.nproc} cores, ${m.cpuModel}, node ${m.node}, git ${m.git}; ${buildNote}. Backend: vsftpd (anonymous), Concierge at log level warn, tenant source 127.0.0.2.`,
+      `${m.nproc} cores, ${m.cpuModel}, node ${m.node}, git ${m.git}; ${buildNote}. Backend: vsftpd (anonymous), Concierge at log level warn, tenant source 127.0.0.2, ${DATA_PATH_ENV}=${process.env[DATA_PATH_ENV] ?? '(unset)'}.`,
       '',
       `## RETR ${RETR_MIB} MiB, passive (curl EPSV), ${REPS} interleaved runs each`,
       '',
       retrTable,
+      '',
+      `Concierge CPU per GiB relayed: ${fmt((retrCpuS * 1e3) / ((REPS * RETR_MIB) / 1024))} ms (user + kernel, all threads, from /proc).`,
       '',
       `## Logins (USER, PASS, PWD, QUIT), ${CONCURRENCY} clients, ${DURATION_S} s closed loop`,
       '',

@@ -2,6 +2,7 @@ import { protocolModules } from '../proxies/index.js';
 import { type AdminServer, startAdmin } from './admin.js';
 import { type Config, effectiveLimits } from './config.js';
 import { AuthPenalty } from './auth-penalty.js';
+import { dataPath } from './data-path.js';
 import { Listener } from './listener.js';
 import { TenantConnections } from './tenant-connections.js';
 import { ActivatedSockets } from './socket-activation.js';
@@ -98,6 +99,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
       }),
     );
   }
+  if (config.listeners.some((l) => l.protocol === 'ftp')) logger.info('FTP data path', { ...dataPath() });
   let admin: AdminServer | undefined;
   try {
     // Listeners systemd passed sockets for take them; the others bind their configured address.

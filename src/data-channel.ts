@@ -2,7 +2,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { DataEndpoint, DataLink, DataProtection } from '../proxies/types.js';
 import type { Limits } from './config.js';
-import { dialData, relayData, resetEnd, type RelayEnd } from './data-relay.js';
+import { spliceAddon } from './data-path.js';
+import { dialData, relayData, resetEnd, type KernelBytes, type RelayEnd, type RelayKernel } from './data-relay.js';
 import { ReadHook } from './read-hook.js';
 import type { SessionLog } from './log.js';
 import { listenOn, type PassivePorts } from './port-range.js';
@@ -61,6 +62,9 @@ export class DataPlane {
   private closedUp = 0;
   private closedDown = 0;
 
+  /** Kernel pumps' counts of relays whose client socket is still open (Node's counters miss those bytes). */
+  private readonly kernelBytes = new Set<KernelBytes>();
+
   /** Bytes the client sent (up) and received (down) over data connections so far. */
   get bytes(): { up: number; down: number } {
     let up = this.closedUp;
@@ -69,7 +73,21 @@ export class DataPlane {
       up += s.bytesRead;
       down += s.bytesWritten;
     }
+    for (const k of this.kernelBytes) {
+      up += k.up;
+      down += k.down;
+    }
     return { up, down };
+  }
+
+  /** Counts a relay's kernel-moved bytes toward `bytes`; final once `clientSide` has closed (its pumps are stopped by then). */
+  countKernel(bytes: KernelBytes, clientSide: net.Socket): void {
+    this.kernelBytes.add(bytes);
+    clientSide.once('close', () => {
+      this.kernelBytes.delete(bytes);
+      this.closedUp += bytes.up;
+      this.closedDown += bytes.down;
+    });
   }
 
   /** Counts a client-side data socket's bytes toward `bytes`. */
@@ -306,12 +324,26 @@ class Link implements DataLink {
     if (this.closed || this.outcome || this.securing > 0 || !clientEnd || !backendEnd) return;
     if (clientEnd.socket.connecting || backendEnd.socket.connecting) return;
     clearTimeout(this.timer);
-    this.outcome = relayData(clientEnd, backendEnd, this.o.limits.idleTimeoutMs);
+    this.outcome = relayData(clientEnd, backendEnd, this.o.limits.idleTimeoutMs, this.kernel(clientEnd.socket));
     void this.outcome.then((outcome) => {
       this.complete = outcome === 'complete';
       this.resolveOutcome(outcome);
       if (outcome === 'failed') this.abort();
     });
+  }
+
+  /** The addon's kernel pumps for this relay, when the data path is `splice`. */
+  private kernel(clientSide: net.Socket): RelayKernel | undefined {
+    const addon = spliceAddon();
+    if (!addon) return undefined;
+    return {
+      addon,
+      onStart: (bytes) => {
+        this.plane.countKernel(bytes, clientSide);
+        this.o.log.debug('data relay on kernel pumps');
+      },
+      onError: (direction, reason) => this.o.log.info('data relay failed', { direction, reason }),
+    };
   }
 
   settled(): Promise<'complete' | 'failed'> {

@@ -68,6 +68,11 @@ export class ReadHook {
     this.flushEarly(sink);
   }
 
+  /** Whether chunks read before anyone took them are still held (they must go first). */
+  get holding(): boolean {
+    return this.early.length > 0;
+  }
+
   detach(): void {
     this.sink = undefined;
     this.relaying = false;
