@@ -170,6 +170,24 @@ describe('relay delivery: the source address is enforced', () => {
   });
 });
 
+describe('relay delivery: a tenant without a sourceAddress', () => {
+  it('has its mail deferred with the reason, never sent from the host\'s address', async () => {
+    const far = new Receiver();
+    await far.listen();
+    const env = await startRelay({ 'far.example': at(far) }, { tenantA: { sourceAddress: undefined } });
+    try {
+      const deferred = nextDeferred(env);
+      await submit(env.port, { localAddress: '127.0.0.12', from: 'web@a.example', to: ['x@far.example'] });
+      const d = await deferred;
+      assert.deepEqual([d.recipients[0]!.status, d.recipients[0]!.diagnostic], ['4.3.5', 'tenant a.example has no sourceAddress to send from']);
+      assert.equal(far.sessions, 0);
+    } finally {
+      await env.close();
+      await far.close();
+    }
+  });
+});
+
 describe('relay delivery: maxQueueLifetimeMs', () => {
   it('a message still refused with 4xx when it is too old bounces with a 4.x status', async () => {
     const always451 = new Receiver({ onData: () => 451 });
