@@ -56,10 +56,11 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   let stopping = false;
   const relayConfig = config.relay;
   const relay = relayConfig && options.bind !== false ? await Relay.start({ ...config, relay: relayConfig }, logger, metrics) : undefined;
-  const listeners = config.listeners.map((l) => {
+  // Without binding (inetd: a process per connection) there is no relay: its queue has one writer, the started instance.
+  const listeners = config.listeners.filter((l) => l.mode !== 'relay' || relay).map((l) => {
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
-    const module = l.mode === 'relay' && relay ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
+    const module = relay && l.mode === 'relay' ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
     const name = `${l.protocol}@${l.address}:${l.port}`;
     return new Listener(l, { module, directory: () => directory, limits: effectiveLimits(config, l), logger, onSessionDone: count, metrics: metrics.forListener(name, l.protocol) });
   });
