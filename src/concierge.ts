@@ -87,7 +87,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
       directory = new TenantDirectory(next);
       relay?.reload(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length });
-      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin', 'relay'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      const ignored = (['listeners', 'limits', 'log', 'demo', 'admin'] as const).filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       if (ignored.length > 0) logger.warn('reload applies tenants and login separators only: restart to apply the rest', { ignored });
     },
     async close(graceMs) {

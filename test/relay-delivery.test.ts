@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../src/config.js';
 import { RawClient } from './support/raw-client.js';
 import { Receiver } from './support/relay-receiver.js';
 import { finishedCount, messageId, nextDeferred, nextFinished, type RelayEnv, startRelay, submit } from './support/relay-fixtures.js';
@@ -241,6 +242,29 @@ describe('relay intake: a long session of an identified client', () => {
     } finally {
       await env.close();
       await grey.close();
+    }
+  });
+});
+
+describe('relay: reloading the config', () => {
+  it('new relayFrom and heloName apply to the next transaction; settings that need a restart are named', async () => {
+    const far = new Receiver();
+    await far.listen();
+    const env = await startRelay({ 'far.example': at(far) });
+    try {
+      const next = structuredClone(env.config) as { relay: Record<string, unknown>; tenants: Array<Record<string, unknown>> };
+      Object.assign(next.tenants[1]!, { relayFrom: ['127.0.0.14'], heloName: 'new.b.example' });
+      next.relay.connectionIdleMs = 9_000;
+      env.concierge.reloadTenants(parseConfig(next));
+      assert.ok(env.logs.records().some((r) => r.message === 'reload: these relay settings apply after a restart' && JSON.stringify(r.ignored) === '["relay.connectionIdleMs"]'));
+      await assert.rejects(submit(env.port, { localAddress: '127.0.0.13', from: 'web@elsewhere.example', to: ['x@far.example'] }), (err: Error & { response?: string }) => err.response?.startsWith('554 5.7.1') ?? false);
+      const finished = nextFinished(env);
+      await submit(env.port, { localAddress: '127.0.0.14', from: 'web@b.example', to: ['x@far.example'] });
+      await finished;
+      assert.deepEqual(far.messages.map((m) => [m.remoteAddress, m.helo]), [['127.0.0.3', 'new.b.example']]);
+    } finally {
+      await env.close();
+      await far.close();
     }
   });
 });
