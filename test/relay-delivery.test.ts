@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseConfig } from '../src/config.js';
@@ -265,6 +267,28 @@ describe('relay: reloading the config', () => {
     } finally {
       await env.close();
       await far.close();
+    }
+  });
+});
+
+describe('relay: stopping while a receiver stalls', () => {
+  it('close() cuts a connection still waiting for the greeting; the message stays queued', { timeout: 15_000 }, async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s.on('error', () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const connected = once(silent, 'connection');
+    const env = await startRelay({ 'far.example': `127.0.0.1:${(silent.address() as net.AddressInfo).port}` }, { relay: { replyTimeoutMs: 600_000 } });
+    try {
+      await submit(env.port, { localAddress: '127.0.0.12', from: 'web@a.example', to: ['x@far.example'] });
+      await connected;
+      // Without the cut, close() would wait for the 10-minute reply timeout and the test's 15 s would run out.
+      await env.concierge.close(0);
+      const left = (await readdir(path.join(env.spool, 'a.example'))).filter((n) => n.endsWith('.json'));
+      assert.equal(left.length, 1);
+    } finally {
+      await env.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });
