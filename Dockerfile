@@ -37,7 +37,10 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/native ./native
 COPY --from=build /app/dist ./dist
+# The demo's data (maildirs, FTP roots) and its config; the relay's demo spool must be writable.
+COPY --from=build /app/demo ./demo
 COPY tenants.json ./
+RUN mkdir -p demo/relay-spool && chown node demo/relay-spool
 
 USER node
 

@@ -87,7 +87,16 @@ export class Relay {
 
   /** New tenants, addresses and names apply to the next transaction and the next attempt. */
   reload(config: Config): void {
-    if (!config.relay) return;
+    if (!config.relay) {
+      this.logger.warn('reload: the relay section is gone; the relay keeps running until a restart');
+      return;
+    }
+    const before = this.config.relay;
+    const fixed = (['spool', 'maxRecipients', 'connectionIdleMs', 'maxMessagesPerConnection', 'maxConnectionsPerDestination', 'connectTimeoutMs', 'replyTimeoutMs', 'dataEndTimeoutMs', 'tls'] as const).filter(
+      (key) => JSON.stringify(before[key]) !== JSON.stringify(config.relay![key]),
+    );
+    if (fixed.length > 0) this.logger.warn('reload: these relay settings apply after a restart', { ignored: fixed.map((k) => `relay.${k}`) });
+    // Tenants, addresses, names, transports, retry times and per-tenant limits apply to the next transaction and attempt.
     this.config = config as Config & { relay: RelayConfig };
     this.senders = new SenderDirectory(config);
   }

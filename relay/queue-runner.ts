@@ -6,7 +6,7 @@ import type { ConnectionPool } from './delivery/pool.js';
 import { buildDsn } from './dsn.js';
 import type { RelayMetrics } from './metrics.js';
 import type { SenderDirectory } from './senders.js';
-import type { QueuedMessage, Spool } from './spool.js';
+import { HOST_QUEUE, type QueuedMessage, type Spool } from './spool.js';
 
 export interface RunnerDeps {
   readonly spool: Spool;
@@ -125,8 +125,10 @@ export class QueueRunner {
     const { deps } = this;
     const identity = deps.senders().ofQueue(message.queue);
     message.attempts++;
-    if (!identity) {
-      for (const r of message.recipients) if (r.state === 'pending') Object.assign(r, { status: '4.3.5', diagnostic: `queue ${message.queue} belongs to no configured tenant` });
+    // A tenant's mail leaves from the tenant's address or not at all (the host may go without one).
+    const refusal = !identity ? `queue ${message.queue} belongs to no configured tenant` : identity.queue !== HOST_QUEUE && !identity.sourceAddress ? `tenant ${identity.queue} has no sourceAddress to send from` : undefined;
+    if (refusal || !identity) {
+      for (const r of message.recipients) if (r.state === 'pending') Object.assign(r, { status: '4.3.5', diagnostic: refusal });
     } else {
       const body = await deps.spool.readBody(message);
       await attemptDelivery(message, body, identity, {

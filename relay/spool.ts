@@ -195,8 +195,36 @@ function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
 }
 
-/** fsync of a folder: makes the renames and unlinks in it durable. */
-async function syncDir(dir: string): Promise<void> {
+/** Per folder: the fsync running now, and the one queued behind it. */
+const dirSyncs = new Map<string, { running: Promise<void>; next: Promise<void> | undefined }>();
+
+/**
+ * fsync of a folder: makes the renames and unlinks in it durable. Group commit: a caller that
+ * arrives while one runs waits for the next one (which starts after its change), and every caller
+ * that arrives meanwhile shares that same next one. Concurrent messages of a tenant then cost one
+ * folder fsync between them, not one each.
+ */
+function syncDir(dir: string): Promise<void> {
+  const state = dirSyncs.get(dir);
+  if (!state) {
+    const running = fsyncDir(dir).finally(() => advance(dir));
+    dirSyncs.set(dir, { running, next: undefined });
+    return running;
+  }
+  state.next ??= state.running.catch(() => {}).then(() => fsyncDir(dir));
+  return state.next;
+}
+
+/** The running fsync is done: the queued one (if any) becomes the running one. */
+function advance(dir: string): void {
+  const state = dirSyncs.get(dir);
+  if (!state?.next) return void dirSyncs.delete(dir);
+  const running = state.next.finally(() => advance(dir));
+  running.catch(() => {});
+  dirSyncs.set(dir, { running, next: undefined });
+}
+
+async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -80,9 +80,11 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   // tenants too) alive in this scope's shared context after every reload.
   const listeners: Listener[] = [];
   for (const [index, l] of config.listeners.entries()) {
+    // Without binding (inetd: a process per connection) there is no relay: its queue has one writer, the started instance.
+    if (l.mode === 'relay' && !relay) continue;
     const base = protocolModules[l.protocol];
     if (!base) throw new Error(`no protocol module for ${l.protocol}`);
-    const module = l.mode === 'relay' && relay ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
+    const module = relay && l.mode === 'relay' ? relay.moduleFor(l) : (base.forListener?.(l) ?? base);
     const name = `${l.protocol}@${l.address}:${l.port}`;
     listeners.push(
       new Listener(l, {

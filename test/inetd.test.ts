@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -50,7 +51,9 @@ describe('concierge inetd', () => {
       configFile,
       JSON.stringify({
         limits: { authFailDelayMs: 50 },
-        listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 110, banner: 'inetd POP3 ready' }],
+        // A relay listener in the same file is not started per connection (its queue has one writer).
+        listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 110, banner: 'inetd POP3 ready' }, { protocol: 'smtp', mode: 'relay', address: '127.0.0.1', port: 2526 }],
+        relay: { spool: 'spool' },
         tenants: [{ domain: 'a.example', sourceAddress: '127.0.0.2', backends: { pop3: [{ host: '127.0.0.1', port: backend.port }] } }],
       }),
     );
@@ -72,6 +75,7 @@ describe('concierge inetd', () => {
     const { code, stdout, stderr } = await exit;
     assert.equal(code, 0);
     assert.equal(stdout, '', 'stdout is the connection: nothing else may be written there');
+    assert.equal(existsSync(path.join(dir, 'spool')), false, 'no relay ran');
     assert.match(stderr, /"message":"login ok".*"tenant":"a\.example".*"source":"127\.0\.0\.2"/);
     assert.equal(backend.connections.at(-1)?.remoteAddress, '127.0.0.2');
   });

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parseConfig } from '../src/config.js';
 import { RawClient } from './support/raw-client.js';
 import { Receiver } from './support/relay-receiver.js';
 import { finishedCount, messageId, nextDeferred, nextFinished, type RelayEnv, startRelay, submit } from './support/relay-fixtures.js';
@@ -170,6 +173,24 @@ describe('relay delivery: the source address is enforced', () => {
   });
 });
 
+describe('relay delivery: a tenant without a sourceAddress', () => {
+  it('has its mail deferred with the reason, never sent from the host\'s address', async () => {
+    const far = new Receiver();
+    await far.listen();
+    const env = await startRelay({ 'far.example': at(far) }, { tenantA: { sourceAddress: undefined } });
+    try {
+      const deferred = nextDeferred(env);
+      await submit(env.port, { localAddress: '127.0.0.12', from: 'web@a.example', to: ['x@far.example'] });
+      const d = await deferred;
+      assert.deepEqual([d.recipients[0]!.status, d.recipients[0]!.diagnostic], ['4.3.5', 'tenant a.example has no sourceAddress to send from']);
+      assert.equal(far.sessions, 0);
+    } finally {
+      await env.close();
+      await far.close();
+    }
+  });
+});
+
 describe('relay delivery: maxQueueLifetimeMs', () => {
   it('a message still refused with 4xx when it is too old bounces with a 4.x status', async () => {
     const always451 = new Receiver({ onData: () => 451 });
@@ -223,6 +244,51 @@ describe('relay intake: a long session of an identified client', () => {
     } finally {
       await env.close();
       await grey.close();
+    }
+  });
+});
+
+describe('relay: reloading the config', () => {
+  it('new relayFrom and heloName apply to the next transaction; settings that need a restart are named', async () => {
+    const far = new Receiver();
+    await far.listen();
+    const env = await startRelay({ 'far.example': at(far) });
+    try {
+      const next = structuredClone(env.config) as { relay: Record<string, unknown>; tenants: Array<Record<string, unknown>> };
+      Object.assign(next.tenants[1]!, { relayFrom: ['127.0.0.14'], heloName: 'new.b.example' });
+      next.relay.connectionIdleMs = 9_000;
+      env.concierge.reloadTenants(parseConfig(next));
+      assert.ok(env.logs.records().some((r) => r.message === 'reload: these relay settings apply after a restart' && JSON.stringify(r.ignored) === '["relay.connectionIdleMs"]'));
+      await assert.rejects(submit(env.port, { localAddress: '127.0.0.13', from: 'web@elsewhere.example', to: ['x@far.example'] }), (err: Error & { response?: string }) => err.response?.startsWith('554 5.7.1') ?? false);
+      const finished = nextFinished(env);
+      await submit(env.port, { localAddress: '127.0.0.14', from: 'web@b.example', to: ['x@far.example'] });
+      await finished;
+      assert.deepEqual(far.messages.map((m) => [m.remoteAddress, m.helo]), [['127.0.0.3', 'new.b.example']]);
+    } finally {
+      await env.close();
+      await far.close();
+    }
+  });
+});
+
+describe('relay: stopping while a receiver stalls', () => {
+  it('close() cuts a connection still waiting for the greeting; the message stays queued', { timeout: 15_000 }, async () => {
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((s) => sockets.push(s.on('error', () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const connected = once(silent, 'connection');
+    const env = await startRelay({ 'far.example': `127.0.0.1:${(silent.address() as net.AddressInfo).port}` }, { relay: { replyTimeoutMs: 600_000 } });
+    try {
+      await submit(env.port, { localAddress: '127.0.0.12', from: 'web@a.example', to: ['x@far.example'] });
+      await connected;
+      // Without the cut, close() would wait for the 10-minute reply timeout and the test's 15 s would run out.
+      await env.concierge.close(0);
+      const left = (await readdir(path.join(env.spool, 'a.example'))).filter((n) => n.endsWith('.json'));
+      assert.equal(left.length, 1);
+    } finally {
+      await env.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });

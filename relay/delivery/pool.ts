@@ -24,6 +24,8 @@ export class ConnectionPool {
   private readonly open = new Map<string, number>();
   private readonly waiting = new Map<string, Array<() => void>>();
   private readonly busy = new Set<OutboundConnection>();
+  /** Connections being opened (dial, greeting, EHLO, TLS): how to cut each. */
+  private readonly opening = new Set<() => void>();
   private closed = false;
 
   constructor(private readonly limits: PoolLimits) {}
@@ -48,7 +50,10 @@ export class ConnectionPool {
       if (count < this.limits.maxConnectionsPerDestination) {
         this.open.set(server, count + 1);
         try {
-          const connection = await OutboundConnection.open(destination, identity, this.limits);
+          const connection = await OutboundConnection.open(destination, identity, this.limits, (abort) => {
+            this.opening.add(abort);
+            return () => this.opening.delete(abort);
+          });
           this.busy.add(connection);
           return connection;
         } catch (err) {
@@ -124,6 +129,7 @@ export class ConnectionPool {
   /** Says QUIT on every idle connection, cuts busy ones (their messages stay queued), refuses new ones. */
   close(): void {
     this.closed = true;
+    for (const abort of [...this.opening]) abort();
     for (const connection of this.busy) connection.destroy();
     for (const list of this.idle.values()) {
       for (const { connection, timer } of list) {

@@ -1,4 +1,4 @@
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import tls from 'node:tls';
 import { dialBackend } from '../../src/dial.js';
 import { BackendError } from '../../src/errors.js';
@@ -6,6 +6,10 @@ import { LineChannel } from '../../src/line-channel.js';
 import { extensionsOf, readReply, type SmtpReply } from '../../proxies/smtp/reply-reader.js';
 import type { SenderIdentity } from '../senders.js';
 import type { Destination } from './destinations.js';
+
+/** Registers how to abort a connection being opened; returns the unregistering function. */
+export type Abortable = (abort: () => void) => () => void;
+const noAbort: Abortable = () => () => {};
 
 /** Reply lines from receiving servers can be long (their own diagnostics). */
 const SERVER_MAX_LINE = 8192;
@@ -66,10 +70,19 @@ export class OutboundConnection {
    * never dials from elsewhere), reads the greeting, says EHLO with the sender's name (HELO when
    * EHLO is refused, RFC 5321 §3.2).
    */
-  static async open(destination: Destination, identity: SenderIdentity, timeouts: ClientTimeouts, plain = false): Promise<OutboundConnection> {
-    const socket = await dialBackend({ host: destination.host, port: destination.port }, identity.sourceAddress, timeouts.connectTimeoutMs).socket;
+  static async open(destination: Destination, identity: SenderIdentity, timeouts: ClientTimeouts, abortable: Abortable = noAbort, plain = false): Promise<OutboundConnection> {
+    const dial = dialBackend({ host: destination.host, port: destination.port }, identity.sourceAddress, timeouts.connectTimeoutMs);
+    let untrack = abortable(() => dial.cancel());
+    let socket: Socket;
+    try {
+      socket = await dial.socket;
+    } finally {
+      untrack();
+    }
     socket.on('error', () => {}); // the channel reports it
     let channel = new LineChannel(socket, 'backend', SERVER_MAX_LINE);
+    // Until the handshake is over, a stopping relay cuts the socket (a server that never greets must not hold it up).
+    untrack = abortable(() => channel.socket.destroy());
     try {
       const greeting = await readReply(channel, timeouts.replyTimeoutMs, 'while reading the greeting');
       if (greeting.code !== 220) throw new ServerReplyError('greeting', greeting);
@@ -88,7 +101,7 @@ export class OutboundConnection {
           } catch (err) {
             socket.destroy();
             // Unverified TLS is only a bonus: a server whose TLS breaks gets the message in plain text.
-            if (!timeouts.tls.verifyCertificates) return OutboundConnection.open(destination, identity, timeouts, true);
+            if (!timeouts.tls.verifyCertificates) return OutboundConnection.open(destination, identity, timeouts, abortable, true);
             throw new BackendError('BACKEND_PROTOCOL', `TLS with ${destination.host} failed: ${(err as Error).message}`);
           }
           wrapped.on('error', () => {});
@@ -105,6 +118,8 @@ export class OutboundConnection {
       channel.socket.destroy();
       socket.destroy();
       throw err;
+    } finally {
+      untrack();
     }
   }
 
@@ -205,7 +220,7 @@ async function hello(channel: LineChannel, name: string, timeoutMs: number): Pro
 }
 
 /** The TLS handshake on a connected socket, within the reply timeout; rejects on a bad certificate when verifying. */
-function startTls(socket: import('node:net').Socket, host: string, timeouts: ClientTimeouts): Promise<tls.TLSSocket> {
+function startTls(socket: Socket, host: string, timeouts: ClientTimeouts): Promise<tls.TLSSocket> {
   return new Promise((resolve, reject) => {
     const secure = tls.connect({ socket, servername: isIP(host) ? undefined : host, rejectUnauthorized: timeouts.tls.verifyCertificates, minVersion: 'TLSv1.2' });
     const timer = setTimeout(() => fail(new Error('TLS handshake timed out')), timeouts.replyTimeoutMs);
