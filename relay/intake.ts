@@ -92,6 +92,9 @@ class IntakeSession {
           if (this.state !== 'fresh') this.state = 'greeted';
           this.client.write(replies.resetOk);
           break;
+        case 'STARTTLS':
+          await this.startTls(arg);
+          break;
         case 'AUTH':
           await this.authenticate(arg);
           break;
@@ -125,12 +128,28 @@ class IntakeSession {
     this.tx = undefined;
     this.state = 'greeted';
     if (verb === 'HELO') return void this.client.write(`250 ${this.s.hostname}\r\n`);
-    const auth = this.deps.identifyBy.includes('auth') && !this.auth;
-    const lines = [this.s.hostname, 'PIPELINING', `SIZE ${this.s.maxMessageSize}`, '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', ...(auth ? ['AUTH PLAIN LOGIN'] : [])];
+    const { tls } = this.ctx;
+    // RFC 3207 §4: where TLS is required, AUTH is offered only once it is on.
+    const auth = this.deps.identifyBy.includes('auth') && !this.auth && !(tls.required && !tls.active);
+    const lines = [this.s.hostname, 'PIPELINING', `SIZE ${this.s.maxMessageSize}`, '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', ...(tls.offered ? ['STARTTLS'] : []), ...(auth ? ['AUTH PLAIN LOGIN'] : [])];
     this.client.write(lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join(''));
   }
 
+  /** RFC 3207: go-ahead, handshake, then a fresh session (EHLO again; no AUTH or transaction kept). */
+  private async startTls(arg: string): Promise<void> {
+    const { tls } = this.ctx;
+    if (!tls.offered) return this.error('STARTTLS not offered', tls.active ? replies.tlsActive : replies.noTls);
+    if (arg.trim() !== '') return this.error('STARTTLS with an argument', replies.syntaxArgs);
+    this.client.write(replies.startTls);
+    await this.ctx.startTls();
+    this.state = 'fresh';
+    this.helo = undefined;
+    this.auth = undefined;
+    this.tx = undefined;
+  }
+
   private async authenticate(arg: string): Promise<void> {
+    if (this.ctx.tls.required && !this.ctx.tls.active) return this.error('AUTH before STARTTLS', replies.needTls);
     if (!this.deps.identifyBy.includes('auth')) return this.error('AUTH not offered', '502 5.5.1 Command not implemented\r\n');
     if (this.state === 'fresh') return this.error('AUTH before EHLO', replies.needHelo);
     if (this.state !== 'greeted') return this.error('AUTH inside a transaction', '503 5.5.1 Bad sequence of commands\r\n');
@@ -154,6 +173,7 @@ class IntakeSession {
   }
 
   private mail(arg: string): void {
+    if (this.ctx.tls.required && !this.ctx.tls.active) return this.error('MAIL before STARTTLS', replies.needTls);
     const from = parsePath(arg, 'FROM');
     if (!from) return this.error('bad MAIL syntax', replies.badAddress);
     for (const [name, value] of from.params) {

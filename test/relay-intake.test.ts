@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { TestCa } from './support/certificates.js';
 import { RawClient } from './support/raw-client.js';
 import { messageId, type RelayEnv, startRelay, submit, SUBMIT_PASSWORD } from './support/relay-fixtures.js';
 
@@ -107,5 +108,44 @@ describe('relay intake: a listener without mailFrom', () => {
   it('a tenant\'s domain in MAIL FROM alone does not identify the sender', async () => {
     const attempt = submit(env.port, { localAddress: '127.0.0.99', from: 'news@b.example', to: ['x@far.example'] });
     await assert.rejects(attempt, (err: Error & { response?: string }) => err.response === '554 5.7.1 Relay access denied: sender not identified');
+  });
+});
+
+describe('relay intake over STARTTLS (requireTls)', () => {
+  let env: RelayEnv;
+  let ca: TestCa;
+  before(async () => {
+    ca = await TestCa.create();
+    const cert = await ca.issue(['relay.concierge.test']);
+    env = await startRelay(NOWHERE, { listener: { tls: 'starttls', requireTls: true, certificate: { cert: cert.cert, key: cert.key } } });
+  });
+  after(async () => {
+    await env.close();
+    await ca.remove();
+  });
+
+  it('offers STARTTLS and no AUTH before it, refuses MAIL in the clear, and queues the message sent after the upgrade', async () => {
+    const plain = await RawClient.connect(env.port, { localAddress: '127.0.0.12' });
+    await plain.line();
+    plain.send('EHLO web.a.example\r\n');
+    const ehlo: string[] = [];
+    for (let l = await plain.line(); ; l = await plain.line()) {
+      ehlo.push(l);
+      if (l.startsWith('250 ')) break;
+    }
+    assert.ok(ehlo.includes('250-STARTTLS') || ehlo.includes('250 STARTTLS'), ehlo.join('\n'));
+    assert.ok(!ehlo.some((l) => l.includes('AUTH')), 'no AUTH before TLS');
+    assert.equal(await plain.command('MAIL FROM:<web@a.example>'), '530 5.7.0 Must issue a STARTTLS command first');
+    assert.equal(await plain.command('STARTTLS'), '220 2.0.0 Ready to start TLS');
+    const secure = await plain.startTls({ ca: ca.pem, servername: 'relay.concierge.test' });
+    assert.equal(await secure.command('MAIL FROM:<web@a.example>'), '503 5.5.1 Send EHLO or HELO first', 'the session starts over');
+    await secure.command('HELO web.a.example');
+    assert.equal(await secure.command('MAIL FROM:<web@a.example>'), '250 2.1.0 Sender OK');
+    assert.equal(await secure.command('RCPT TO:<someone@far.example>'), '250 2.1.5 Recipient OK');
+    assert.match(await secure.command('DATA'), /^354/);
+    const response = await secure.command('Subject: over tls\r\n\r\nsent inside TLS\r\n.');
+    const rec = await record(env, 'a.example', queuedId(response));
+    assert.equal(rec.from, 'web@a.example');
+    assert.equal(await secure.command('QUIT'), '221 2.0.0 Bye');
   });
 });
