@@ -23,6 +23,41 @@ async function run(args: string[]): Promise<{ code: number | null; stdout: strin
   return { code, stdout, stderr };
 }
 
+/**
+ * A CLI child whose output is kept. `waitFor` resolves once stdout matches, and rejects with the
+ * exit status and stderr if the child exits first (rather than leaving the test pending).
+ */
+function watch(child: ReturnType<typeof spawn>): { readonly stdout: () => string; waitFor(pattern: RegExp | string): Promise<void> } {
+  let stdout = '';
+  let stderr = '';
+  let exited: string | undefined;
+  let wake: Array<() => void> = [];
+  const notify = () => {
+    const w = wake;
+    wake = [];
+    for (const f of w) f();
+  };
+  child.stdout!.on('data', (c: Buffer) => {
+    stdout += c;
+    notify();
+  });
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  child.once('exit', (code, signal) => {
+    exited = `exited ${code ?? signal}`;
+    notify();
+  });
+  return {
+    stdout: () => stdout,
+    async waitFor(pattern) {
+      const matches = () => (typeof pattern === 'string' ? stdout.includes(pattern) : pattern.test(stdout));
+      while (!matches()) {
+        if (exited) throw new Error(`the child ${exited} before ${String(pattern)}\nstderr: ${stderr}\nstdout: ${stdout.slice(-4000)}`);
+        await new Promise<void>((resolve) => wake.push(resolve));
+      }
+    },
+  };
+}
+
 describe('concierge CLI', () => {
   let dir: string;
   let demoConfig: string;
@@ -88,15 +123,14 @@ describe('concierge CLI', () => {
     const tenants = (aliases: string[]) => JSON.stringify({ listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 0 }], tenants: [{ domain: 'a.example', aliases, backends: { pop3: [{ host: '127.0.0.1', port: 1 }] } }] });
     await writeFile(config, tenants([]));
     const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '--config', config, '--pid-file', pidFile], { cwd: root });
-    let stdout = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    const instance = watch(child);
     try {
-      while (!stdout.includes('"message":"listening"')) await once(child.stdout, 'data');
+      await instance.waitFor('"message":"listening"');
       assert.equal((await readFile(pidFile, 'utf8')).trim(), String(child.pid));
       await writeFile(config, tenants(['mail.a.example']));
       const r = await run(['reload', '--pid-file', pidFile]);
       assert.equal(r.code, 0, r.stderr);
-      while (!stdout.includes('"message":"tenants reloaded"')) await once(child.stdout, 'data');
+      await instance.waitFor('"message":"tenants reloaded"');
     } finally {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
@@ -111,17 +145,10 @@ describe('concierge CLI', () => {
 
   test('demo serves both demo tenants and the printed command’s login works; SIGTERM exits 0', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', cli, 'demo', '--config', demoConfig], { cwd: root });
-    let stdout = '';
-    const ready = new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (c: Buffer) => {
-        stdout += c;
-        const m = /curl -u 'alice@a\.example:([^']+)' pop3:\/\/127\.0\.0\.1:(\d+)\/1/.exec(stdout);
-        if (m && stdout.includes('Ctrl-C')) resolve(stdout);
-      });
-      child.once('exit', (code) => reject(new Error(`demo exited ${code}: ${stdout}`)));
-    });
+    const demo = watch(child);
     try {
-      await ready;
+      await demo.waitFor('Ctrl-C');
+      const stdout = demo.stdout();
       const port = Number(/pop3:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)![1]);
       for (const tenant of ['a', 'b']) {
         const password = new RegExp(`alice@${tenant}\\.example:([^']+)'`).exec(stdout)![1]!;
@@ -145,7 +172,7 @@ describe('concierge CLI', () => {
         assert.ok(line, stdout);
         await promisify(execFile)('sh', ['-c', line.trim()]);
         const delivered = new RegExp(`"message":"demo SMTP backend received a message","backendOf":"${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}"`);
-        while (!delivered.test(stdout)) await once(child.stdout, 'data');
+        await demo.waitFor(delivered);
       }
       // The printed relay lines: each tenant's mail reaches the outside world from the tenant's address, with its name.
       for (const [tenant, source] of [['a', '127.0.0.2'], ['b', '127.0.0.3']] as const) {
@@ -153,7 +180,7 @@ describe('concierge CLI', () => {
         assert.ok(line, stdout);
         await promisify(execFile)('sh', ['-c', line.trim()]);
         const delivered = new RegExp(`"message":"demo mail sink \\(the outside world\\) received a message","from":"web@${tenant}\\.example".*"remoteAddress":"${source.replaceAll('.', '\\.')}","helo":"${tenant}\\.example"`);
-        while (!delivered.test(stdout)) await once(child.stdout, 'data');
+        await demo.waitFor(delivered);
       }
     } finally {
       const exited = once(child, 'exit');
@@ -178,10 +205,10 @@ describe('the TLS demo, as the README runs it', () => {
       const opensslLine = /mkdir -p demo\/tls && (openssl req [^\n]*\\\n[^\n]*)/.exec(readme)![1]!.replace('\\\n', ' ');
       await promisify(execFile)('sh', ['-c', `mkdir -p tls && ${opensslLine.replaceAll('demo/tls/', 'tls/')}`], { cwd: dir });
       const child = spawn(process.execPath, ['--import', 'tsx', cli, 'demo', '--config', config], { cwd: root });
-      let stdout = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c));
+      const demo = watch(child);
       try {
-        while (!stdout.includes('Ctrl-C')) await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => assert.fail(`demo exited: ${stdout}`))]);
+        await demo.waitFor('Ctrl-C');
+        const stdout = demo.stdout();
         assert.match(stdout, /POP3 front door \(TLS\)/);
         assert.match(stdout, /POP3 front door \(STARTTLS required\)/);
         const pop3Lines = stdout.split('\n').filter((l) => /curl .*pop3s?:\/\//.test(l));
@@ -196,7 +223,7 @@ describe('the TLS demo, as the README runs it', () => {
         const smtpLine = stdout.split('\n').find((l) => l.includes('--mail-rcpt alice@b.example'));
         assert.ok(smtpLine && smtpLine.includes('--ssl-reqd'), stdout);
         await promisify(execFile)('sh', ['-c', smtpLine.trim()]);
-        while (!/"demo SMTP backend received a message","backendOf":"b\.example"/.test(stdout)) await once(child.stdout, 'data');
+        await demo.waitFor(/"demo SMTP backend received a message","backendOf":"b\.example"/);
       } finally {
         const exited = once(child, 'exit');
         child.kill('SIGTERM');
