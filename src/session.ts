@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { BackendLink, BackendTarget, ClientTls, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
+import type { BackendLink, BackendTarget, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
 import type { Backend, Limits } from './config.js';
 import { DataPlane, type DataSetup } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
@@ -13,7 +13,8 @@ import { ReadHook } from './read-hook.js';
 import { splice } from './splice.js';
 import type { TenantConnections } from './tenant-connections.js';
 import type { Route, TenantDirectory } from './tenants.js';
-import { acceptTls, type BackendTlsOptions, connectTls, type ListenerTls } from './tls.js';
+import { ClientTlsEnd } from './client-tls.js';
+import { type BackendTlsOptions, type ListenerTls, secureBackend, upgradeBackendChannel } from './tls.js';
 import { unmapIPv4 } from './tenants.js';
 
 /** What a listener hands each of its sessions. */
@@ -114,11 +115,8 @@ export class Session {
 
   /** The client's socket: the accepted one, or the TLS socket over it once the handshake is done. */
   private client: Socket;
-  /** Client TLS state: the listener's settings, and the handshake's outcome once done. */
-  private readonly tlsView: ListenerTls | undefined;
-  private tlsContext: import('node:tls').SecureContext | undefined;
-  /** The tenant the client's TLS server name (SNI) named: the default tenant of a bare login. */
-  private sniTenant: string | undefined;
+  /** Client TLS: the listener's settings, and the handshake's outcome once done. */
+  private readonly tls: ClientTlsEnd;
 
   /**
    * `peerOverride`: the client a trusted balancer named in its PROXY header; it stands for the
@@ -131,7 +129,7 @@ export class Session {
   ) {
     const client = raw;
     this.client = raw;
-    this.tlsView = deps.tls?.();
+    this.tls = new ClientTlsEnd(deps.tls?.());
     // ws's lesson: the error handler goes on before anything else can fail.
     client.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
     client.on('close', () => {
@@ -172,7 +170,7 @@ export class Session {
 
   private async run(): Promise<void> {
     const { module, limits } = this.deps;
-    if (this.tlsView?.mode === 'implicit') await this.handshake();
+    if (this.tls.implicit) await this.handshake();
     const clientChannel = new LineChannel(this.client, 'client', limits.maxLineLength ?? module.maxLineLength);
     if (module.serve) return this.serve(clientChannel, module.serve);
     const ctx = this.loginContext(clientChannel);
@@ -184,7 +182,7 @@ export class Session {
       const credentialsAt = Date.now();
       this.tenant = undefined;
       this.log.with({ tenant: undefined, backend: undefined });
-      const route = this.deps.directory().resolve(login.name, module.name, this.localAddress, this.sniTenant);
+      const route = this.deps.directory().resolve(login.name, module.name, this.localAddress, this.tls.sniTenant);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
         : { ok: false, reason: 'unknownTenant' };
@@ -230,18 +228,12 @@ export class Session {
 
   /** The server side of the client's TLS handshake; the session goes on over the TLS socket. */
   private async handshake(): Promise<void> {
-    const view = this.tlsView!;
-    const raw = this.client;
     try {
-      const accepted = await acceptTls(raw, view, this.deps.limits.loginTimeoutMs);
+      const socket = await this.tls.accept(this.client, this.deps.limits.loginTimeoutMs, this.log);
       this.ensureOpen();
-      this.client = accepted.socket;
-      this.tlsContext = accepted.context;
-      this.sniTenant = accepted.sniTenant;
-      this.deps.events?.tlsHandshake?.(accepted.socket.getProtocol() ?? 'unknown');
-      accepted.socket.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
-      this.log.with({ tls: accepted.socket.getProtocol() ?? 'tls', ...(accepted.sniTenant ? { sni: accepted.sniTenant } : {}) });
-      if (this.deps.logger.isDebugEnabled()) this.log.debug('tls established', { cipher: accepted.socket.getCipher().name, servername: (accepted.socket as unknown as { servername?: string }).servername });
+      this.client = socket;
+      this.deps.events?.tlsHandshake?.(socket.getProtocol() ?? 'unknown');
+      socket.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
     } catch (err) {
       if (this.phase !== 'closed') {
         this.log.info('tls handshake failed', { error: (err as Error).message });
@@ -262,16 +254,7 @@ export class Session {
 
   /** A backend configured for STARTTLS: the module has read the backend's go-ahead; the channel now reads TLS. */
   private async startBackendTls(channel: LineChannel, options: BackendTlsOptions): Promise<void> {
-    channel.detachForTls();
-    const raw = channel.socket;
-    try {
-      const secure = await connectTls(raw, options.options, this.deps.limits.backendReplyTimeoutMs);
-      secure.on('error', () => {});
-      this.backend = secure;
-      channel.attachTls(secure);
-    } catch (err) {
-      throw new BackendError('BACKEND_TLS', `TLS with the backend failed: ${(err as Error).message}`, { cause: err });
-    }
+    this.backend = await upgradeBackendChannel(channel, options, this.deps.limits.backendReplyTimeoutMs);
   }
 
   /** Tries each backend of the route in order: dial from the tenant's address, replay the login. */
@@ -341,7 +324,7 @@ export class Session {
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
     this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
-    const clientTls = this.tlsView && this.tlsContext ? { view: this.tlsView, context: this.tlsContext } : undefined;
+    const clientTls = this.tls.forData;
     const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log, clientTls, backendTls: backend.tls?.options });
     this.dataPlane = data;
     this.openSockets++;
@@ -357,7 +340,7 @@ export class Session {
       log: this.log,
       clientAddress: this.peer().clientAddress,
       backendDataMode: deps.data?.backendDataMode ?? 'passive',
-      tls: this.tlsState(),
+      tls: this.tls,
       backendTls: backend.tls !== undefined,
       openDataLink: (protection) => data.open(protection),
       countError: (why) => this.countError(why),
@@ -386,9 +369,9 @@ export class Session {
       limits: deps.limits,
       log: this.log,
       peer: this.peer(),
-      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddress, this.sniTenant)?.tenant.domain,
+      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddress, this.tls.sniTenant)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
-      tls: this.tlsState(),
+      tls: this.tls,
       startTls: () => this.startClientTls(clientChannel),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
@@ -407,7 +390,7 @@ export class Session {
   private async connectRoute<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'> {
     this.ensureOpen();
     this.disconnectBackend();
-    const route = this.deps.directory().resolve(name, this.deps.module.name, this.localAddress, this.sniTenant);
+    const route = this.deps.directory().resolve(name, this.deps.module.name, this.localAddress, this.tls.sniTenant);
     if (!route) return 'unknownTenant';
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant, backend: undefined });
@@ -491,14 +474,8 @@ export class Session {
     if (backend.sendProxyProtocol) socket.write(encodeProxyHeader(backend.sendProxyProtocol, this.peer()));
     const tls = this.deps.backendTls?.(backend);
     if (tls?.mode === 'implicit') {
-      try {
-        const secure = await connectTls(socket, tls.options, this.deps.limits.backendReplyTimeoutMs);
-        secure.on('error', () => {});
-        this.backend = secure;
-        socket = secure;
-      } catch (err) {
-        throw new BackendError('BACKEND_TLS', `TLS with ${backend.host}:${backend.port} failed: ${(err as Error).message}`, { cause: err });
-      }
+      socket = await secureBackend(socket, tls, this.deps.limits.backendReplyTimeoutMs, `${backend.host}:${backend.port}`);
+      this.backend = socket;
     }
     return new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
   }
@@ -546,7 +523,7 @@ export class Session {
       limits: this.deps.limits,
       banner: this.deps.banner,
       log: this.log,
-      tls: this.tlsState(),
+      tls: this.tls,
       startTls: () => this.startClientTls(clientChannel),
       // Two system calls that only SMTP's XCLIENT / PROXY header need: made when first asked.
       get peer() {
@@ -556,25 +533,6 @@ export class Session {
         this.ensureOpen();
         this.countError(why);
         this.client.write(reply ?? this.deps.module.reply(kind));
-      },
-    };
-  }
-
-  /** The client's TLS as a module sees it, read live (it changes at STARTTLS). */
-  private tlsState(): ClientTls {
-    const session = this;
-    return {
-      get offered() {
-        return session.tlsView?.mode === 'starttls' && session.tlsContext === undefined;
-      },
-      get active() {
-        return session.tlsContext !== undefined;
-      },
-      get required() {
-        return session.tlsView?.requireTls === true;
-      },
-      get requireProtP() {
-        return session.tlsView?.requireProtP === true;
       },
     };
   }

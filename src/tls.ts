@@ -4,6 +4,8 @@ import tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import type { Backend, CertificateFiles, Config, ListenerConfig } from './config.js';
 import { ConfigError } from './config.js';
+import { BackendError } from './errors.js';
+import type { LineChannel } from './line-channel.js';
 import type { Logger } from './log.js';
 
 /**
@@ -237,4 +239,26 @@ export function connectTls(raw: Socket, options: tls.ConnectionOptions, timeoutM
       resolve(socket);
     });
   });
+}
+
+/**
+ * TLS on a connected backend socket (implicit TLS, or after the protocol's go-ahead). A failed
+ * handshake or verification is BACKEND_TLS: the session moves on to the next backend.
+ */
+export async function secureBackend(raw: Socket, options: BackendTlsOptions, timeoutMs: number, where: string): Promise<tls.TLSSocket> {
+  try {
+    const secure = await connectTls(raw, options.options, timeoutMs);
+    secure.on('error', () => {}); // the channels and splice report errors; this keeps a late one from crashing us
+    return secure;
+  } catch (err) {
+    throw new BackendError('BACKEND_TLS', `TLS with ${where} failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** STARTTLS toward a backend, once the module has read its go-ahead: the channel reads the TLS socket from now on. */
+export async function upgradeBackendChannel(channel: LineChannel, options: BackendTlsOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+  channel.detachForTls();
+  const secure = await secureBackend(channel.socket, options, timeoutMs, 'the backend');
+  channel.attachTls(secure);
+  return secure;
 }
