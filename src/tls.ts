@@ -40,8 +40,8 @@ interface Problem {
  * with its JSON path before it can fail a client.
  */
 export class TlsStore {
-  /** By the listener's index in the config (two test listeners may both say port 0). */
-  private readonly listeners = new Map<number, ListenerTls>();
+  /** By the listener's settings without its certificate (listenerKey): a reload finds a kept listener's. */
+  private readonly listeners = new Map<string, ListenerTls>();
   /** Tenant names (domains and aliases) → their context. */
   private readonly byName = new Map<string, { context: tls.SecureContext; tenant: string }>();
   private readonly backends = new WeakMap<Backend, BackendTlsOptions>();
@@ -68,7 +68,7 @@ export class TlsStore {
         const mode = l.tls ?? 'none';
         if (mode === 'none' || !l.certificate) return;
         const context = await contextOf(l.certificate, `listeners[${i}].certificate`);
-        if (context) store.listeners.set(i, store.listenerView(l, mode, context));
+        if (context) store.listeners.set(listenerKey(l), store.listenerView(l, mode, context));
       }),
       ...config.tenants.map(async (t, i) => {
         if (!t.certificate) return;
@@ -107,9 +107,9 @@ export class TlsStore {
     return store;
   }
 
-  /** The TLS of the config's listener at `index`, or undefined for a plaintext listener. */
-  forListener(index: number): ListenerTls | undefined {
-    return this.listeners.get(index);
+  /** The TLS of a listener with these settings, or undefined for a plaintext listener. */
+  forListener(listener: ListenerConfig): ListenerTls | undefined {
+    return this.listeners.get(listenerKey(listener));
   }
 
   /** How to speak TLS to `backend`, or undefined for a plaintext one. */
@@ -165,6 +165,15 @@ async function serverContext(files: CertificateFiles, where: string, problems: P
     problems.push({ where, message: `${files.cert} / ${files.key}: ${(err as Error).message}` });
     return undefined;
   }
+}
+
+/**
+ * A listener's identity across reloads: its settings without the certificate, which a reload
+ * may change under a listener that stays open.
+ */
+export function listenerKey(listener: ListenerConfig): string {
+  const { certificate: _, ...rest } = listener;
+  return JSON.stringify(rest);
 }
 
 /** A client's side of a finished handshake: the TLS socket and the tenant SNI named, if any. */

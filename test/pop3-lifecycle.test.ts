@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { describe, test } from 'node:test';
 import { parseConfig } from '../src/config.js';
-import { startFakeBackend } from './support/fake-backend.js';
+import { closedPort, startFakeBackend } from './support/fake-backend.js';
 import { PASSWORD_A, startTwoTenants, testConfig } from './support/fixtures.js';
+import type { Listener } from '../src/listener.js';
 import { RawClient } from './support/raw-client.js';
 
 async function loggedIn(port: number): Promise<RawClient> {
@@ -170,6 +171,56 @@ describe('POP3 session lifecycle', () => {
       await c.command('USER alice@a.example');
       assert.equal(await c.command(`PASS ${PASSWORD_A}`), '-ERR [AUTH] Authentication failed', 'a.example is gone');
       c.close();
+    } finally {
+      await env.close();
+    }
+  });
+  test('a reload opens added listeners and drains removed ones; a kept listener and the removed one’s sessions are untouched', async () => {
+    const listener = (banner: string) => ({ protocol: 'pop3', address: '127.0.0.1', port: 0, banner });
+    const env = await startTwoTenants({ patch: (raw) => (raw.listeners = [listener('kept'), listener('removed')]) });
+    try {
+      const [kept, removed] = env.concierge.listeners as [Listener, Listener];
+      const removedPort = removed.address().port;
+      const spliced = await RawClient.connect(removedPort);
+      assert.equal(await spliced.line(), '+OK removed');
+      await spliced.command('USER alice@a.example');
+      assert.match(await spliced.command(`PASS ${PASSWORD_A}`), /^\+OK/);
+
+      const next = testConfig(env.tenants, (raw) => (raw.listeners = [listener('kept'), listener('added')]));
+      await env.concierge.reloadTenants(next);
+
+      const added = env.concierge.listeners.find((l) => l.config.banner === 'added');
+      assert.ok(added, 'the added listener is open');
+      assert.ok(env.concierge.listeners.includes(kept), 'the kept listener is the same one');
+      const viaAdded = await RawClient.connect(added.address().port);
+      assert.equal(await viaAdded.line(), '+OK added');
+      viaAdded.close();
+      const viaKept = await RawClient.connect(kept.address().port);
+      assert.equal(await viaKept.line(), '+OK kept');
+      viaKept.close();
+      await assert.rejects(RawClient.connect(removedPort), /ECONNREFUSED/, 'the removed listener accepts no more');
+      assert.match(await spliced.command('STAT'), /^\+OK 1 /, 'its logged-in session goes on');
+      assert.match(await spliced.command('QUIT'), /^\+OK/);
+      await spliced.closed;
+      await removed.whenIdle();
+      assert.ok(env.logs.records().some((r) => r.message === 'listener closing: not in the reloaded config'));
+    } finally {
+      await env.close();
+    }
+  });
+  test('a listener changed on reload (same port, new banner) is reopened on its port', async () => {
+    const port = await closedPort();
+    const listener = (banner: string) => ({ protocol: 'pop3', address: '127.0.0.1', port, banner });
+    const env = await startTwoTenants({ patch: (raw) => (raw.listeners = [listener('before')]) });
+    try {
+      const first = await RawClient.connect(port);
+      assert.equal(await first.line(), '+OK before');
+      first.close();
+      await env.concierge.reloadTenants(testConfig(env.tenants, (raw) => (raw.listeners = [listener('after')])));
+      const second = await RawClient.connect(port);
+      assert.equal(await second.line(), '+OK after');
+      second.close();
+      assert.ok(!env.logs.records().some((r) => r.message === 'listener not opened'));
     } finally {
       await env.close();
     }

@@ -248,7 +248,8 @@ describe('PROXY protocol, outbound (sendProxyProtocol)', () => {
           listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 0 }],
           tenants: [{ domain: 'a.example', sourceAddress: '127.0.0.2', backends: { pop3: [{ host: '127.0.0.1', port: relay.port, sendProxyProtocol: version }] } }],
         };
-        env.concierge.reloadTenants(parseConfig(raw));
+        behindBalancer()(raw); // the same listener as before: a reload that changed it would reopen it elsewhere
+        await env.concierge.reloadTenants(parseConfig(raw));
 
         const direct = await RawClient.connect(env.port, { localAddress: '127.0.0.5' });
         assert.match(await direct.line(), /^\+OK/);

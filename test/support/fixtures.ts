@@ -25,6 +25,8 @@ export interface TwoTenants {
   readonly backendB: DemoPop3Server;
   readonly logs: ReturnType<typeof captureLogs>;
   readonly logger: Logger;
+  /** The raw tenant entries the config was made from (for a reloaded config with the same tenants). */
+  readonly tenants: Record<string, any>[];
   close(): Promise<void>;
 }
 
@@ -53,6 +55,7 @@ export async function startTwoTenants(options: { usersA?: MailUsers; usersB?: Ma
     backendB,
     logs,
     logger: logs.logger,
+    tenants,
     async close() {
       // No grace: a test that leaves a session open is cut at once (shutdown tests call close themselves).
       await concierge.close(0);
