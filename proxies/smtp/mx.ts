@@ -82,9 +82,12 @@ class MxSession {
         return { reason: 'quit' };
       }
       const handler: Handler | undefined = (commands[this.state] as Record<string, Handler | undefined>)[verb] ?? anyState[verb];
+      const open = this.tx?.link !== undefined;
       if (handler) await handler(this, arg);
       else if (KNOWN.has(verb)) this.error(`${verb} out of sequence`, this.state === 'fresh' ? replies.needHelo : verb === 'MAIL' ? replies.nestedMail : verb === 'RCPT' ? replies.needMail : replies.needRcpt);
       else this.error('unknown command', NOT_IMPLEMENTED.has(verb) ? '502 5.5.1 Command not implemented\r\n' : '500 5.5.2 Syntax error, command unrecognized\r\n');
+      // A transaction with a tenant's backend ended (its final reply, RSET, a lost backend): its bytes are that tenant's.
+      if (open && this.tx?.link === undefined) this.ctx.settle();
     }
   }
 
