@@ -44,6 +44,7 @@ export function smtpSettings(listener: ListenerConfig): SmtpSettings {
     hostname: listener.hostname ?? os.hostname(),
     maxMessageSize: listener.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
     greetingDelayMs: listener.greetingDelayMs ?? 0,
+    smtputf8: listener.smtputf8 ?? false,
   };
 }
 

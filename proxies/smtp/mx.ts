@@ -3,7 +3,7 @@ import type { LineChannel } from '../../src/line-channel.js';
 import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
 import { type Extensions, introduce, mailLine, replayEnvelope } from './backend-side.js';
 import { parseCommand } from '../command.js';
-import { type PathArg, domainOf, isHeloName, parsePath } from './commands.js';
+import { type PathArg, domainOf, isAscii, isHeloName, parsePath, utf8Address } from './commands.js';
 import { BodyLineChecker, type BodyFault, DataEndScanner } from './data-end.js';
 import { readReply, type SmtpReply } from './reply-reader.js';
 import { replies, type SmtpSettings } from './replies.js';
@@ -21,6 +21,8 @@ type Link = BackendLink<Extensions>;
 /** One mail transaction: the held sender, then the backend that took its first recipient. */
 interface Transaction {
   readonly from: PathArg;
+  /** MAIL declared SMTPUTF8 (RFC 6531): UTF-8 addresses are allowed, and the backend must offer SMTPUTF8. */
+  readonly utf8: boolean;
   link: Link | undefined;
   accepted: number;
 }
@@ -131,28 +133,46 @@ class MxSession {
 
   mail(arg: string): void {
     if (this.ctx.tls.required && !this.ctx.tls.active) return this.error('MAIL before STARTTLS', replies.needTls);
-    const from = parsePath(arg, 'FROM');
+    const from = parsePath(arg, 'FROM', { utf8Domain: this.s.smtputf8 });
     if (!from) return this.error('bad MAIL syntax', replies.badAddress);
     for (const [name, value] of from.params) {
+      if (name === 'SMTPUTF8' && this.s.smtputf8) {
+        if (value !== undefined) return this.error('SMTPUTF8 with a value', replies.syntaxArgs);
+        continue;
+      }
       if (!MX_MAIL_PARAMS.has(name)) return this.error(`MAIL parameter ${name}`, replies.badParam);
       if (name === 'SIZE' && !/^\d{1,12}$/.test(value ?? '')) return this.error('bad SIZE', replies.syntaxArgs);
       if (name === 'BODY' && !/^(7BIT|8BITMIME)$/i.test(value ?? '')) return this.error('bad BODY', replies.syntaxArgs);
     }
     // RFC 1870 §6.1: a declared size over the limit is refused at MAIL.
     if (Number(from.params.get('SIZE') ?? 0) > this.s.maxMessageSize) return void this.client.write(replies.tooBig);
-    this.tx = { from, link: undefined, accepted: 0 };
+    const utf8 = from.params.has('SMTPUTF8');
+    if (!isAscii(from.address)) {
+      // RFC 6531 §3.4: a UTF-8 address only in a transaction that declares SMTPUTF8 (offered only when configured).
+      if (!utf8) return this.error('UTF-8 sender without SMTPUTF8', replies.utf8Sender);
+      if (utf8Address(from.address) === undefined) return this.error('bad UTF-8 sender', replies.badAddress);
+    }
+    this.tx = { from, utf8, link: undefined, accepted: 0 };
     this.state = 'mail';
     this.client.write(replies.senderOk);
   }
 
   async rcpt(arg: string): Promise<void> {
-    const to = parsePath(arg, 'TO');
+    const to = parsePath(arg, 'TO', { utf8Domain: this.s.smtputf8 });
     if (!to || !to.address.includes('@')) return this.error('bad RCPT syntax', replies.badAddress);
     if (to.params.size > 0) return this.error('RCPT parameters', replies.badParam);
     const tx = this.tx!;
-    const tenant = this.ctx.tenantOf(to.address);
+    // The directory holds ASCII domains: a UTF-8 recipient is routed by its domain's A-labels.
+    let route = to.address;
+    if (!isAscii(to.address)) {
+      if (!tx.utf8) return this.error('UTF-8 recipient without SMTPUTF8', replies.utf8Recipient);
+      const ascii = utf8Address(to.address);
+      if (ascii === undefined) return this.error('bad UTF-8 recipient', replies.badAddress);
+      route = ascii;
+    }
+    const tenant = this.ctx.tenantOf(route);
     if (!tenant) {
-      this.ctx.log.info('relaying denied', { domain: domainOf(to.address) });
+      this.ctx.log.info('relaying denied', { domain: domainOf(route) });
       return this.error('recipient domain not hosted', replies.relayDenied);
     }
     const rcptLine = `RCPT TO:<${to.address}>`;
@@ -171,14 +191,19 @@ class MxSession {
       }
       return void this.client.write(reply.text);
     }
-    await this.openTransaction(tx, tenant, to.address, rcptLine);
+    await this.openTransaction(tx, tenant, route, rcptLine);
   }
 
-  /** The first RCPT of a transaction: the kept backend if it is the tenant's, else a new dial. */
+  /**
+   * The first RCPT of a transaction: the kept backend if it is the tenant's, else a new dial.
+   * A transaction that declared SMTPUTF8 goes no further than EHLO with a backend that does not offer it.
+   */
   private async openTransaction(tx: Transaction, tenant: string, address: string, rcptLine: string): Promise<void> {
     const timeoutMs = this.ctx.limits.backendReplyTimeoutMs;
+    const refuses = (extensions: Extensions) => tx.utf8 && !extensions.has('SMTPUTF8');
     let link = this.idle?.tenant === tenant ? this.idle : undefined;
     let replies_: Awaited<ReturnType<typeof replayEnvelope>> | undefined;
+    if (link && refuses(link.result)) return this.refuseUtf8(link);
     if (link) {
       try {
         replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptLine, link.result, timeoutMs);
@@ -193,6 +218,7 @@ class MxSession {
       let envelope: typeof replies_;
       const connected = await this.ctx.connect(address, async (backend, target) => {
         const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
+        if (refuses(extensions)) return extensions;
         envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptLine, extensions, timeoutMs);
         return extensions;
       });
@@ -200,6 +226,7 @@ class MxSession {
       if (connected === 'tempFailure') return void this.client.write(replies.backendDown);
       link = connected;
       replies_ = envelope;
+      if (!replies_) return this.refuseUtf8(link);
     }
     this.idle = undefined;
     const { mail, rcpt } = replies_!;
@@ -214,6 +241,13 @@ class MxSession {
       this.state = 'rcpt';
     }
     this.client.write(rcpt.text);
+  }
+
+  /** RFC 6531 §3.2: SMTPUTF8 mail is not sent to a server that does not offer it; the connection stays for the next transaction. */
+  private refuseUtf8(link: Link): void {
+    this.ctx.log.warn('backend does not offer SMTPUTF8', { tenant: link.tenant });
+    this.idle = link;
+    this.client.write(replies.utf8Backend);
   }
 
   async data(): Promise<void> {
