@@ -1,7 +1,8 @@
 import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
 import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
-import { type Extensions, introduce, mailLine, replayEnvelope } from './backend-side.js';
+import { type Extensions, introduce, mailLine, rcptLine, replayEnvelope } from './backend-side.js';
+import { DSN_MAIL_PARAMS, DSN_RCPT_PARAMS, dsnParamProblem } from './dsn.js';
 import { parseCommand } from '../command.js';
 import { type PathArg, domainOf, isAscii, isHeloName, parsePath, utf8Address } from './commands.js';
 import { BodyLineChecker, type BodyFault, DataEndScanner } from './data-end.js';
@@ -140,6 +141,11 @@ class MxSession {
         if (value !== undefined) return this.error('SMTPUTF8 with a value', replies.syntaxArgs);
         continue;
       }
+      if (this.s.dsn && DSN_MAIL_PARAMS.has(name)) {
+        const problem = dsnParamProblem(name, value);
+        if (problem) return this.error(problem, replies.syntaxArgs);
+        continue;
+      }
       if (!MX_MAIL_PARAMS.has(name)) return this.error(`MAIL parameter ${name}`, replies.badParam);
       if (name === 'SIZE' && !/^\d{1,12}$/.test(value ?? '')) return this.error('bad SIZE', replies.syntaxArgs);
       if (name === 'BODY' && !/^(7BIT|8BITMIME)$/i.test(value ?? '')) return this.error('bad BODY', replies.syntaxArgs);
@@ -160,7 +166,11 @@ class MxSession {
   async rcpt(arg: string): Promise<void> {
     const to = parsePath(arg, 'TO', { utf8Domain: this.s.smtputf8 });
     if (!to || !to.address.includes('@')) return this.error('bad RCPT syntax', replies.badAddress);
-    if (to.params.size > 0) return this.error('RCPT parameters', replies.badParam);
+    for (const [name, value] of to.params) {
+      if (!this.s.dsn || !DSN_RCPT_PARAMS.has(name)) return this.error(`RCPT parameter ${name}`, replies.badParam);
+      const problem = dsnParamProblem(name, value);
+      if (problem) return this.error(problem, replies.syntaxArgs);
+    }
     const tx = this.tx!;
     // The directory holds ASCII domains: a UTF-8 recipient is routed by its domain's A-labels.
     let route = to.address;
@@ -175,7 +185,7 @@ class MxSession {
       this.ctx.log.info('relaying denied', { domain: domainOf(route) });
       return this.error('recipient domain not hosted', replies.relayDenied);
     }
-    const rcptLine = `RCPT TO:<${to.address}>`;
+    const rcptFor = (extensions: Extensions) => this.rcptFor(tx, to, extensions);
     if (tx.link && tx.link.tenant !== tenant) {
       // RFC 5321 §3.3: a 4xx recipient is retried by the sender in another transaction.
       if (tx.accepted > 0) return void this.client.write(replies.otherTenant);
@@ -183,7 +193,7 @@ class MxSession {
       tx.link = undefined;
     }
     if (tx.link) {
-      const reply = await this.ask(tx.link, rcptLine);
+      const reply = await this.ask(tx.link, rcptFor(tx.link.result));
       if (!reply) return;
       if (reply.code < 300) {
         tx.accepted++;
@@ -191,14 +201,14 @@ class MxSession {
       }
       return void this.client.write(reply.text);
     }
-    await this.openTransaction(tx, tenant, route, rcptLine);
+    await this.openTransaction(tx, tenant, route, rcptFor);
   }
 
   /**
    * The first RCPT of a transaction: the kept backend if it is the tenant's, else a new dial.
    * A transaction that declared SMTPUTF8 goes no further than EHLO with a backend that does not offer it.
    */
-  private async openTransaction(tx: Transaction, tenant: string, address: string, rcptLine: string): Promise<void> {
+  private async openTransaction(tx: Transaction, tenant: string, address: string, rcptFor: (extensions: Extensions) => string): Promise<void> {
     const timeoutMs = this.ctx.limits.backendReplyTimeoutMs;
     const refuses = (extensions: Extensions) => tx.utf8 && !extensions.has('SMTPUTF8');
     let link = this.idle?.tenant === tenant ? this.idle : undefined;
@@ -206,7 +216,7 @@ class MxSession {
     if (link && refuses(link.result)) return this.refuseUtf8(link);
     if (link) {
       try {
-        replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptLine, link.result, timeoutMs);
+        replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptFor(link.result), link.result, timeoutMs);
       } catch (err) {
         if (!(err instanceof BackendError)) throw err;
         link = undefined; // the kept connection went stale: dial afresh
@@ -219,7 +229,7 @@ class MxSession {
       const connected = await this.ctx.connect(address, async (backend, target) => {
         const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
         if (refuses(extensions)) return extensions;
-        envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptLine, extensions, timeoutMs);
+        envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptFor(extensions), extensions, timeoutMs);
         return extensions;
       });
       if (connected === 'unknownTenant') return this.error('recipient domain not hosted', replies.relayDenied);
@@ -241,6 +251,17 @@ class MxSession {
       this.state = 'rcpt';
     }
     this.client.write(rcpt.text);
+  }
+
+  /**
+   * The RCPT for a backend, with the DSN parameters when it offers DSN. A backend without DSN gets
+   * none (RFC 3461 would have a relay send a "relayed" DSN then; a proxy cannot), and that is logged.
+   */
+  private rcptFor(tx: Transaction, to: PathArg, extensions: Extensions): string {
+    if (!extensions.has('DSN') && (to.params.size > 0 || [...DSN_MAIL_PARAMS].some((p) => tx.from.params.has(p)))) {
+      this.ctx.log.info('DSN parameters dropped: the backend does not offer DSN', { recipient: to.address });
+    }
+    return rcptLine(to.address, to.params, extensions);
   }
 
   /** RFC 6531 §3.2: SMTPUTF8 mail is not sent to a server that does not offer it; the connection stays for the next transaction. */

@@ -10,6 +10,8 @@ export interface SmtpSettings {
   readonly greetingDelayMs: number;
   /** mx: SMTPUTF8 (RFC 6531) is offered, and UTF-8 addresses taken in transactions that declare it. */
   readonly smtputf8: boolean;
+  /** mx: DSN (RFC 3461) is offered, and its parameters passed to backends that offer it too. */
+  readonly dsn: boolean;
 }
 
 /**
