@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { TestCa } from './support/certificates.js';
 import { RawClient } from './support/raw-client.js';
 import { sampleValue } from './support/prometheus.js';
 import { startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
@@ -64,5 +65,45 @@ describe('SMTP mx: per-tenant accounting of a session that delivers to several t
     assert.equal(v('concierge_tenant_sessions_total', 'b.example'), 1);
     const closed = env.logs.records().filter((r) => r.message === 'session closed').at(-1);
     assert.deepEqual([closed?.bytesUp, closed?.bytesDown], [a.up + b.up, a.down + b.down]);
+  });
+});
+
+describe('SMTP mx: per-tenant accounting after STARTTLS', () => {
+  let ca: TestCa;
+  let env: SmtpEnv;
+  before(async () => {
+    ca = await TestCa.create();
+    const host = await ca.issue(['mx.concierge.test']);
+    env = await startSmtpTenants({ listener: { tls: 'starttls', certificate: { cert: host.cert, key: host.key } } });
+  });
+  after(async () => {
+    await env.close();
+    await ca.remove();
+  });
+
+  test('the plaintext start and the handshake stay in the totals; a later tenant gets exactly its transaction', async () => {
+    const plain = await RawClient.connect(env.port);
+    assert.match(await plain.line(), /^220 /);
+    assert.match(await say(plain, 'EHLO client.example'), /STARTTLS/);
+    assert.match(await say(plain, 'STARTTLS'), /^220/);
+    const beforeTls = mark(plain);
+    const c = await plain.startTls({ ca: ca.pem, servername: 'mx.concierge.test' });
+    assert.match(await say(c, 'EHLO client.example'), /^250/);
+    await deliver(c, 'alice@a.example', 'Subject: one\r\n\r\nfor a\r\n');
+    // The TLS socket counts cleartext, as Concierge's side does after the upgrade.
+    const afterA = mark(c);
+    await deliver(c, 'alice@b.example', `Subject: two\r\n\r\n${'b'.repeat(70)}\r\n`.repeat(20));
+    assert.match(await say(c, 'QUIT'), /^221/);
+    await c.closed;
+    await env.concierge.listeners[0]!.whenIdle();
+    const end = mark(c);
+    const a = env.concierge.traffic.get('a.example')!;
+    const b = env.concierge.traffic.get('b.example')!;
+    // b, the last tenant: its transaction, then QUIT and its 221.
+    assert.deepEqual(b, { sessions: 1, bytesUp: end.up - afterA.up, bytesDown: end.down - afterA.down });
+    // a: its transaction, and the plaintext dialogue before it, and the handshake (hence more than both).
+    assert.ok(a.bytesUp > beforeTls.up + afterA.up && a.bytesDown > beforeTls.down + afterA.down, `a's share ${JSON.stringify(a)}, plaintext ${JSON.stringify(beforeTls)}, cleartext ${JSON.stringify(afterA)}`);
+    const closed = env.logs.records().filter((r) => r.message === 'session closed').at(-1);
+    assert.deepEqual([closed?.bytesUp, closed?.bytesDown], [a.bytesUp + b.bytesUp, a.bytesDown + b.bytesDown]);
   });
 });
