@@ -259,7 +259,7 @@ class MxSession {
    */
   private rcptFor(tx: Transaction, to: PathArg, extensions: Extensions): string {
     if (!extensions.has('DSN') && (to.params.size > 0 || [...DSN_MAIL_PARAMS].some((p) => tx.from.params.has(p)))) {
-      this.ctx.log.info('DSN parameters dropped: the backend does not offer DSN', { recipient: to.address });
+      this.ctx.log.info('DSN parameters dropped: the backend does not offer DSN');
     }
     return rcptLine(to.address, to.params, extensions);
   }
