@@ -182,6 +182,11 @@ export interface RoutingContext {
   /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
   countError(why: string): void;
   /**
+   * A transaction ended: the client bytes moved since the last call count for the tenant named
+   * last (connect / identified). Bytes never settled go to the session's last tenant at close.
+   */
+  settle(): void;
+  /**
    * The client is known to be `tenant` without a backend (the relay identified the sender): the
    * login timer stops, only the idle timer applies, and the session's logs and counters name the tenant.
    */

@@ -9,11 +9,12 @@ import { ActivatedSockets } from './socket-activation.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { SessionOutcome } from './session.js';
+import { tenantParts } from './tenant-shares.js';
 import { TenantDirectory } from './tenants.js';
 import { listenerKey, TlsStore } from './tls.js';
 import { Relay } from '../relay/index.js';
 
-/** Bytes and sessions per tenant since start (what `session closed` log lines add up to). */
+/** Bytes and sessions per tenant since start (what `session closed` log lines add up to; an mx session counts for each tenant it served, with its share). */
 export interface TenantTraffic {
   sessions: number;
   bytesUp: number;
@@ -57,12 +58,13 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
   let tls = options.tls ?? (await TlsStore.load(config, logger));
   const traffic = new Map<string, TenantTraffic>();
   const count = (outcome: SessionOutcome) => {
-    if (!outcome.tenant) return;
-    const t = traffic.get(outcome.tenant) ?? { sessions: 0, bytesUp: 0, bytesDown: 0 };
-    t.sessions++;
-    t.bytesUp += outcome.bytesUp;
-    t.bytesDown += outcome.bytesDown;
-    traffic.set(outcome.tenant, t);
+    for (const [tenant, bytes] of tenantParts(outcome)) {
+      const t = traffic.get(tenant) ?? { sessions: 0, bytesUp: 0, bytesDown: 0 };
+      t.sessions++;
+      t.bytesUp += bytes.bytesUp;
+      t.bytesDown += bytes.bytesDown;
+      traffic.set(tenant, t);
+    }
   };
   const metrics = new Metrics({ processMetrics: config.admin !== undefined, maxTenantSeries: config.admin?.maxTenantSeries });
   const tenantConnections = new TenantConnections();

@@ -147,6 +147,10 @@ const listenerSchema = z.strictObject({
   requireProtP: z.boolean().optional(),
   /** SMTP mx only: how long the greeting is held back; a client that talks before it gets 421 (pregreet test). Default 0. */
   greetingDelayMs: z.int().min(0).max(30_000).optional(),
+  /** SMTP mx only: offer SMTPUTF8 (RFC 6531); the operator asserts the tenants' backends take it. Default false. */
+  smtputf8: z.boolean().optional(),
+  /** SMTP mx only: offer DSN (RFC 3461) and pass its parameters to backends that offer it. Default false. */
+  dsn: z.boolean().optional(),
 });
 export type ListenerConfig = z.infer<typeof listenerSchema>;
 
@@ -314,12 +318,14 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024;
 function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string[] {
   const problems: string[] = [];
   if (l.protocol !== 'smtp') {
-    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs', 'identifyBy'] as const) {
+    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs', 'identifyBy', 'smtputf8', 'dsn'] as const) {
       if (l[key] !== undefined) problems.push(`listeners[${i}].${key}: only an smtp listener takes ${key}`);
     }
     return problems;
   }
   if (l.greetingDelayMs !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
+  if (l.smtputf8 !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].smtputf8: only an mx listener takes smtputf8 (a relay listener always offers SMTPUTF8)`);
+  if (l.dsn !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].dsn: only an mx listener takes dsn`);
   if (l.identifyBy !== undefined && l.mode !== 'relay') problems.push(`listeners[${i}].identifyBy: only a relay listener identifies senders`);
   if (l.mode === 'relay' && !config.relay) problems.push(`listeners[${i}].mode: a relay listener needs the top-level "relay" section (spool, …)`);
   const lim = effectiveLimits(config, l);

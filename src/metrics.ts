@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { SessionOutcome } from './session.js';
+import { tenantParts } from './tenant-shares.js';
 
 /** Why a connection was refused before any session began (the `limit` label). */
 export type RefusalLimit = 'allowFrom' | 'denyFrom' | 'maxConnections' | 'maxConnectionsPerIp' | 'connectionRatePerIp' | 'proxyHeader';
@@ -39,7 +40,7 @@ export class Metrics {
   private readonly sessionsStarted = this.counter('concierge_sessions_started_total', 'Connections accepted as sessions, per listener.', ['listener', 'protocol']);
   private readonly sessionsActive = new Gauge({ name: 'concierge_sessions_active', help: 'Sessions holding a socket now, per listener.', labelNames: ['listener', 'protocol'], registers: [this.registry] });
   private readonly refusals = this.counter('concierge_connections_refused_total', 'Connections refused before a session, per listener and limit.', ['listener', 'protocol', 'limit']);
-  private readonly tenantSessions = this.counter('concierge_tenant_sessions_total', 'Closed sessions that reached a tenant (a route was found), per tenant.', ['tenant', 'protocol']);
+  private readonly tenantSessions = this.counter('concierge_tenant_sessions_total', 'Closed sessions that reached a tenant (a route was found), per tenant; an SMTP mx session counts once for each tenant it delivered to.', ['tenant', 'protocol']);
   private readonly tenantActive = new Gauge({ name: 'concierge_tenant_sessions_active', help: 'Logged-in sessions now, per tenant (POP3, FTP).', labelNames: ['tenant', 'protocol'], registers: [this.registry] });
   private readonly loginsOk = this.counter('concierge_logins_ok_total', 'Logins the backend accepted.', ['tenant', 'protocol']);
   private readonly loginsFailed = this.counter('concierge_logins_failed_total', 'Logins refused, by reason (authFailed, inUse, tempFailure, unknownTenant); tenant "" when no configured tenant matched.', ['tenant', 'protocol', 'reason']);
@@ -161,11 +162,14 @@ export class Metrics {
       },
       sessionDone: (outcome) => {
         if (outcome.tenant === undefined) return;
-        const series = seriesOf(outcome.tenant);
-        series.sessions.inc();
-        if (outcome.loggedIn) series.active.dec();
-        if (outcome.bytesUp > 0) series.bytesUp.inc(outcome.bytesUp);
-        if (outcome.bytesDown > 0) series.bytesDown.inc(outcome.bytesDown);
+        if (outcome.loggedIn) seriesOf(outcome.tenant).active.dec();
+        // An mx session that delivered to several tenants counts once for each, with its share of the bytes.
+        for (const [tenant, bytes] of tenantParts(outcome)) {
+          const series = seriesOf(tenant);
+          series.sessions.inc();
+          if (bytes.bytesUp > 0) series.bytesUp.inc(bytes.bytesUp);
+          if (bytes.bytesDown > 0) series.bytesDown.inc(bytes.bytesDown);
+        }
       },
     };
   }
@@ -182,6 +186,6 @@ export interface ListenerMetrics {
   backendFailed(tenant: string, code: string): void;
   tenantRefused(tenant: string, limit: 'maxConnections'): void;
   tlsHandshake(outcome: string): void;
-  /** Adds a closed session's bytes to its tenant (sessions that reached no tenant add nothing). */
+  /** Adds a closed session's bytes to its tenant, or to each tenant it served its share (sessions that reached no tenant add nothing). */
   sessionDone(outcome: SessionOutcome): void;
 }

@@ -15,6 +15,7 @@ import type { TenantConnections } from './tenant-connections.js';
 import type { Route, TenantDirectory } from './tenants.js';
 import { ClientTlsEnd } from './client-tls.js';
 import { type BackendTlsOptions, type ListenerTls, secureBackend, upgradeBackendChannel } from './tls.js';
+import { type TenantBytes, TenantShares } from './tenant-shares.js';
 import { unmapIPv4 } from './tenants.js';
 
 /** What a listener hands each of its sessions. */
@@ -63,6 +64,11 @@ export interface SessionOutcome {
   readonly loggedIn: boolean;
   readonly bytesUp: number;
   readonly bytesDown: number;
+  /**
+   * A routing session (SMTP mx) that served several tenants: each one's part of bytesUp and
+   * bytesDown (they add up to them); counters use this instead of `tenant` when present.
+   */
+  readonly byTenant?: ReadonlyMap<string, TenantBytes>;
 }
 
 /** A backend that accepted the login, still framed by its LineChannel. */
@@ -112,6 +118,10 @@ export class Session {
   private routing: RoutingContext | undefined;
   private draining = false;
   private reported = false;
+  /** A routing session's bytes per tenant, checkpointed at the end of each transaction. */
+  private shares: TenantShares | undefined;
+  /** Client bytes counted on sockets the session has moved off (the plaintext one before STARTTLS). */
+  private bytesBefore = { up: 0, down: 0 };
 
   /** The client's socket: the accepted one, or the TLS socket over it once the handshake is done. */
   private client: Socket;
@@ -231,6 +241,8 @@ export class Session {
     try {
       const socket = await this.tls.accept(this.client, this.deps.limits.loginTimeoutMs, this.log);
       this.ensureOpen();
+      // The TLS socket counts from zero: what the plain one moved (the dialogue before STARTTLS, the handshake) is kept.
+      this.bytesBefore = this.clientBytes();
       this.client = socket;
       this.deps.events?.tlsHandshake?.(socket.getProtocol() ?? 'unknown');
       socket.on('error', (err: NodeJS.ErrnoException) => this.close(`client error ${err.code ?? err.message}`));
@@ -359,6 +371,7 @@ export class Session {
   private serve(clientChannel: LineChannel, serve: NonNullable<ProtocolModule['serve']>): Promise<void> {
     const { client, deps } = this;
     this.phase = 'serving';
+    this.shares = new TenantShares();
     client.setTimeout(deps.limits.idleTimeoutMs, () => this.close('idle timeout', 'timeout'));
     const session = this;
     const ctx: RoutingContext = {
@@ -375,6 +388,10 @@ export class Session {
       startTls: () => this.startClientTls(clientChannel),
       disconnect: () => this.disconnectBackend(),
       countError: (why) => this.countError(why),
+      settle: () => {
+        const { up, down } = this.clientBytes();
+        this.shares?.settle(this.tenant, up, down);
+      },
       identified: (tenant) => {
         clearTimeout(this.loginTimer);
         if (this.tenant === tenant) return;
@@ -607,9 +624,17 @@ export class Session {
       this.backend?.destroy();
     }
     const data = this.dataPlane?.bytes; // FTP data connections count toward the tenant's traffic too
-    this.outcome = { reason, tenant: this.tenant, loggedIn: wasSpliced, bytesUp: client.bytesRead + (data?.up ?? 0), bytesDown: client.bytesWritten + (data?.down ?? 0) };
+    const { up, down } = this.clientBytes();
+    const byTenant = this.shares?.close(this.tenant, up, down);
+    this.outcome = { reason, tenant: this.tenant, loggedIn: wasSpliced, bytesUp: up + (data?.up ?? 0), bytesDown: down + (data?.down ?? 0), ...(byTenant ? { byTenant } : {}) };
     this.log.info('session closed', { reason, bytesUp: this.outcome.bytesUp, bytesDown: this.outcome.bytesDown, durationMs: Date.now() - this.startedAt });
     this.reportDone();
+  }
+
+  /** What the client's sockets have moved: read (up) and written (down). */
+  private clientBytes(): { up: number; down: number } {
+    const { client, bytesBefore } = this;
+    return { up: bytesBefore.up + client.bytesRead, down: bytesBefore.down + client.bytesWritten };
   }
 
   private socketClosed(): void {

@@ -57,4 +57,17 @@ describe('SMTP config', () => {
       'listeners[1].identifyBy: only a relay listener identifies senders',
     ]);
   });
+
+  test('smtputf8 and dsn are mx listener options', () => {
+    assert.deepEqual(parseConfig({ listeners: [{ ...smtp, smtputf8: true, dsn: true }], tenants: [] }).listeners.map((l) => [l.smtputf8, l.dsn]), [[true, true]]);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'submission', dsn: true }, { protocol: 'ftp', address: '127.0.0.1', port: 2121, passivePorts: { from: 40000, to: 40010 }, dsn: false }], tenants: [] }), [
+      'listeners[0].dsn: only an mx listener takes dsn',
+      'listeners[1].dsn: only an smtp listener takes dsn',
+    ]);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'submission', smtputf8: true }, { protocol: 'pop3', address: '127.0.0.1', port: 1110, smtputf8: true }], tenants: [] }), [
+      'listeners[0].smtputf8: only an mx listener takes smtputf8 (a relay listener always offers SMTPUTF8)',
+      'listeners[1].smtputf8: only an smtp listener takes smtputf8',
+    ]);
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, smtputf8: 'yes' }], tenants: [] }), ['listeners[0].smtputf8: Invalid input: expected boolean, received string']);
+  });
 });

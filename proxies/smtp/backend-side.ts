@@ -90,14 +90,28 @@ export async function replayAuth(backend: LineChannel, login: LoginRequest, back
   throw new BackendError('BACKEND_PROTOCOL', `backend answered AUTH with ${reply.code}`);
 }
 
-/** Keeps the MAIL parameters the backend understands (RFC 1870 SIZE, RFC 6152 BODY=8BITMIME). */
-export function mailLine(sender: string, params: ReadonlyMap<string, string | undefined>, extensions: Extensions): string {
-  let line = `MAIL FROM:<${sender}>`;
+/** The extension a MAIL or RCPT parameter belongs to (RFC 6152 BODY, RFC 3461 DSN; else its own name: SIZE, SMTPUTF8). */
+function extensionOf(param: string): string {
+  if (param === 'BODY') return '8BITMIME';
+  if (param === 'RET' || param === 'ENVID' || param === 'NOTIFY' || param === 'ORCPT') return 'DSN';
+  return param;
+}
+
+function withParams(line: string, params: ReadonlyMap<string, string | undefined>, extensions: Extensions): string {
   for (const [name, value] of params) {
-    const needs = name === 'BODY' ? '8BITMIME' : name;
-    if (extensions.has(needs)) line += value === undefined ? ` ${name}` : ` ${name}=${value}`;
+    if (extensions.has(extensionOf(name))) line += value === undefined ? ` ${name}` : ` ${name}=${value}`;
   }
   return line;
+}
+
+/** Keeps the MAIL parameters the backend understands (SIZE, BODY, SMTPUTF8, RET / ENVID). */
+export function mailLine(sender: string, params: ReadonlyMap<string, string | undefined>, extensions: Extensions): string {
+  return withParams(`MAIL FROM:<${sender}>`, params, extensions);
+}
+
+/** Keeps the RCPT parameters the backend understands (NOTIFY / ORCPT with DSN). */
+export function rcptLine(recipient: string, params: ReadonlyMap<string, string | undefined>, extensions: Extensions): string {
+  return withParams(`RCPT TO:<${recipient}>`, params, extensions);
 }
 
 /** The backend's replies to a replayed MAIL and the first RCPT (sent in one write when it pipelines). */

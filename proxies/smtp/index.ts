@@ -2,6 +2,7 @@ import os from 'node:os';
 import { DEFAULT_MAX_MESSAGE_SIZE, type ListenerConfig } from '../../src/config.js';
 import type { ProtocolModule } from '../types.js';
 import { introduce, replayAuth } from './backend-side.js';
+import { DSN_LINE_EXTRA } from './dsn.js';
 import { serveMx } from './mx.js';
 import { DEFAULT_MAX_LINE, type SmtpSettings, smtpReplies } from './replies.js';
 import { readSubmissionLogin } from './submission.js';
@@ -11,8 +12,9 @@ export function createSmtpModule(s: SmtpSettings): ProtocolModule {
   const table = smtpReplies(s);
   const base = {
     name: 'smtp',
-    // RFC 5321 §4.5.3.1.4: a command line is at most 512 octets, CRLF included.
-    maxLineLength: DEFAULT_MAX_LINE,
+    // RFC 5321 §4.5.3.1.4: a command line is at most 512 octets, CRLF included; RFC 3461 §4 adds
+    // 500 to RCPT (NOTIFY, ORCPT) and 110 to MAIL (RET, ENVID) where DSN is offered.
+    maxLineLength: s.dsn ? DEFAULT_MAX_LINE + DSN_LINE_EXTRA : DEFAULT_MAX_LINE,
     greeting: () => `220 ${s.hostname} ESMTP\r\n`,
     reply: (kind) => table[kind],
     forListener,
@@ -44,6 +46,8 @@ export function smtpSettings(listener: ListenerConfig): SmtpSettings {
     hostname: listener.hostname ?? os.hostname(),
     maxMessageSize: listener.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
     greetingDelayMs: listener.greetingDelayMs ?? 0,
+    smtputf8: listener.smtputf8 ?? false,
+    dsn: listener.dsn ?? false,
   };
 }
 

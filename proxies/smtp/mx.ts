@@ -1,9 +1,10 @@
 import { BackendError } from '../../src/errors.js';
 import type { LineChannel } from '../../src/line-channel.js';
 import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
-import { type Extensions, introduce, mailLine, replayEnvelope } from './backend-side.js';
+import { type Extensions, introduce, mailLine, rcptLine, replayEnvelope } from './backend-side.js';
+import { DSN_MAIL_PARAMS, DSN_RCPT_PARAMS, dsnParamProblem } from './dsn.js';
 import { parseCommand } from '../command.js';
-import { type PathArg, domainOf, isHeloName, parsePath } from './commands.js';
+import { type PathArg, domainOf, isAscii, isHeloName, parsePath, utf8Address } from './commands.js';
 import { BodyLineChecker, type BodyFault, DataEndScanner } from './data-end.js';
 import { readReply, type SmtpReply } from './reply-reader.js';
 import { replies, type SmtpSettings } from './replies.js';
@@ -21,6 +22,8 @@ type Link = BackendLink<Extensions>;
 /** One mail transaction: the held sender, then the backend that took its first recipient. */
 interface Transaction {
   readonly from: PathArg;
+  /** MAIL declared SMTPUTF8 (RFC 6531): UTF-8 addresses are allowed, and the backend must offer SMTPUTF8. */
+  readonly utf8: boolean;
   link: Link | undefined;
   accepted: number;
 }
@@ -82,9 +85,12 @@ class MxSession {
         return { reason: 'quit' };
       }
       const handler: Handler | undefined = (commands[this.state] as Record<string, Handler | undefined>)[verb] ?? anyState[verb];
+      const open = this.tx?.link !== undefined;
       if (handler) await handler(this, arg);
       else if (KNOWN.has(verb)) this.error(`${verb} out of sequence`, this.state === 'fresh' ? replies.needHelo : verb === 'MAIL' ? replies.nestedMail : verb === 'RCPT' ? replies.needMail : replies.needRcpt);
       else this.error('unknown command', NOT_IMPLEMENTED.has(verb) ? '502 5.5.1 Command not implemented\r\n' : '500 5.5.2 Syntax error, command unrecognized\r\n');
+      // A transaction with a tenant's backend ended (its final reply, RSET, a lost backend): its bytes are that tenant's.
+      if (open && this.tx?.link === undefined) this.ctx.settle();
     }
   }
 
@@ -128,31 +134,58 @@ class MxSession {
 
   mail(arg: string): void {
     if (this.ctx.tls.required && !this.ctx.tls.active) return this.error('MAIL before STARTTLS', replies.needTls);
-    const from = parsePath(arg, 'FROM');
+    const from = parsePath(arg, 'FROM', { utf8Domain: this.s.smtputf8 });
     if (!from) return this.error('bad MAIL syntax', replies.badAddress);
     for (const [name, value] of from.params) {
+      if (name === 'SMTPUTF8' && this.s.smtputf8) {
+        if (value !== undefined) return this.error('SMTPUTF8 with a value', replies.syntaxArgs);
+        continue;
+      }
+      if (this.s.dsn && DSN_MAIL_PARAMS.has(name)) {
+        const problem = dsnParamProblem(name, value);
+        if (problem) return this.error(problem, replies.syntaxArgs);
+        continue;
+      }
       if (!MX_MAIL_PARAMS.has(name)) return this.error(`MAIL parameter ${name}`, replies.badParam);
       if (name === 'SIZE' && !/^\d{1,12}$/.test(value ?? '')) return this.error('bad SIZE', replies.syntaxArgs);
       if (name === 'BODY' && !/^(7BIT|8BITMIME)$/i.test(value ?? '')) return this.error('bad BODY', replies.syntaxArgs);
     }
     // RFC 1870 §6.1: a declared size over the limit is refused at MAIL.
     if (Number(from.params.get('SIZE') ?? 0) > this.s.maxMessageSize) return void this.client.write(replies.tooBig);
-    this.tx = { from, link: undefined, accepted: 0 };
+    const utf8 = from.params.has('SMTPUTF8');
+    if (!isAscii(from.address)) {
+      // RFC 6531 §3.4: a UTF-8 address only in a transaction that declares SMTPUTF8 (offered only when configured).
+      if (!utf8) return this.error('UTF-8 sender without SMTPUTF8', replies.utf8Sender);
+      if (utf8Address(from.address) === undefined) return this.error('bad UTF-8 sender', replies.badAddress);
+    }
+    this.tx = { from, utf8, link: undefined, accepted: 0 };
     this.state = 'mail';
     this.client.write(replies.senderOk);
   }
 
   async rcpt(arg: string): Promise<void> {
-    const to = parsePath(arg, 'TO');
+    const to = parsePath(arg, 'TO', { utf8Domain: this.s.smtputf8 });
     if (!to || !to.address.includes('@')) return this.error('bad RCPT syntax', replies.badAddress);
-    if (to.params.size > 0) return this.error('RCPT parameters', replies.badParam);
+    for (const [name, value] of to.params) {
+      if (!this.s.dsn || !DSN_RCPT_PARAMS.has(name)) return this.error(`RCPT parameter ${name}`, replies.badParam);
+      const problem = dsnParamProblem(name, value);
+      if (problem) return this.error(problem, replies.syntaxArgs);
+    }
     const tx = this.tx!;
-    const tenant = this.ctx.tenantOf(to.address);
+    // The directory holds ASCII domains: a UTF-8 recipient is routed by its domain's A-labels.
+    let route = to.address;
+    if (!isAscii(to.address)) {
+      if (!tx.utf8) return this.error('UTF-8 recipient without SMTPUTF8', replies.utf8Recipient);
+      const ascii = utf8Address(to.address);
+      if (ascii === undefined) return this.error('bad UTF-8 recipient', replies.badAddress);
+      route = ascii;
+    }
+    const tenant = this.ctx.tenantOf(route);
     if (!tenant) {
-      this.ctx.log.info('relaying denied', { domain: domainOf(to.address) });
+      this.ctx.log.info('relaying denied', { domain: domainOf(route) });
       return this.error('recipient domain not hosted', replies.relayDenied);
     }
-    const rcptLine = `RCPT TO:<${to.address}>`;
+    const rcptFor = (extensions: Extensions) => this.rcptFor(tx, to, extensions);
     if (tx.link && tx.link.tenant !== tenant) {
       // RFC 5321 §3.3: a 4xx recipient is retried by the sender in another transaction.
       if (tx.accepted > 0) return void this.client.write(replies.otherTenant);
@@ -160,7 +193,7 @@ class MxSession {
       tx.link = undefined;
     }
     if (tx.link) {
-      const reply = await this.ask(tx.link, rcptLine);
+      const reply = await this.ask(tx.link, rcptFor(tx.link.result));
       if (!reply) return;
       if (reply.code < 300) {
         tx.accepted++;
@@ -168,17 +201,22 @@ class MxSession {
       }
       return void this.client.write(reply.text);
     }
-    await this.openTransaction(tx, tenant, to.address, rcptLine);
+    await this.openTransaction(tx, tenant, route, rcptFor);
   }
 
-  /** The first RCPT of a transaction: the kept backend if it is the tenant's, else a new dial. */
-  private async openTransaction(tx: Transaction, tenant: string, address: string, rcptLine: string): Promise<void> {
+  /**
+   * The first RCPT of a transaction: the kept backend if it is the tenant's, else a new dial.
+   * A transaction that declared SMTPUTF8 goes no further than EHLO with a backend that does not offer it.
+   */
+  private async openTransaction(tx: Transaction, tenant: string, address: string, rcptFor: (extensions: Extensions) => string): Promise<void> {
     const timeoutMs = this.ctx.limits.backendReplyTimeoutMs;
+    const refuses = (extensions: Extensions) => tx.utf8 && !extensions.has('SMTPUTF8');
     let link = this.idle?.tenant === tenant ? this.idle : undefined;
     let replies_: Awaited<ReturnType<typeof replayEnvelope>> | undefined;
+    if (link && refuses(link.result)) return this.refuseUtf8(link);
     if (link) {
       try {
-        replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptLine, link.result, timeoutMs);
+        replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptFor(link.result), link.result, timeoutMs);
       } catch (err) {
         if (!(err instanceof BackendError)) throw err;
         link = undefined; // the kept connection went stale: dial afresh
@@ -190,13 +228,15 @@ class MxSession {
       let envelope: typeof replies_;
       const connected = await this.ctx.connect(address, async (backend, target) => {
         const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
-        envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptLine, extensions, timeoutMs);
+        if (refuses(extensions)) return extensions;
+        envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptFor(extensions), extensions, timeoutMs);
         return extensions;
       });
       if (connected === 'unknownTenant') return this.error('recipient domain not hosted', replies.relayDenied);
       if (connected === 'tempFailure') return void this.client.write(replies.backendDown);
       link = connected;
       replies_ = envelope;
+      if (!replies_) return this.refuseUtf8(link);
     }
     this.idle = undefined;
     const { mail, rcpt } = replies_!;
@@ -211,6 +251,24 @@ class MxSession {
       this.state = 'rcpt';
     }
     this.client.write(rcpt.text);
+  }
+
+  /**
+   * The RCPT for a backend, with the DSN parameters when it offers DSN. A backend without DSN gets
+   * none (RFC 3461 would have a relay send a "relayed" DSN then; a proxy cannot), and that is logged.
+   */
+  private rcptFor(tx: Transaction, to: PathArg, extensions: Extensions): string {
+    if (!extensions.has('DSN') && (to.params.size > 0 || [...DSN_MAIL_PARAMS].some((p) => tx.from.params.has(p)))) {
+      this.ctx.log.info('DSN parameters dropped: the backend does not offer DSN');
+    }
+    return rcptLine(to.address, to.params, extensions);
+  }
+
+  /** RFC 6531 §3.2: SMTPUTF8 mail is not sent to a server that does not offer it; the connection stays for the next transaction. */
+  private refuseUtf8(link: Link): void {
+    this.ctx.log.warn('backend does not offer SMTPUTF8', { tenant: link.tenant });
+    this.idle = link;
+    this.client.write(replies.utf8Backend);
   }
 
   async data(): Promise<void> {

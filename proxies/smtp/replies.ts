@@ -8,6 +8,10 @@ export interface SmtpSettings {
   readonly hostname: string;
   readonly maxMessageSize: number;
   readonly greetingDelayMs: number;
+  /** mx: SMTPUTF8 (RFC 6531) is offered, and UTF-8 addresses taken in transactions that declare it. */
+  readonly smtputf8: boolean;
+  /** mx: DSN (RFC 3461) is offered, and its parameters passed to backends that offer it too. */
+  readonly dsn: boolean;
 }
 
 /**
@@ -60,6 +64,11 @@ export const replies = {
   cancelled: '501 5.0.0 Authentication cancelled\r\n',
   badSasl: '501 5.5.2 Cannot decode SASL response\r\n',
   lostBackend: '451 4.4.2 Connection to the mail server lost, try again later\r\n',
+  /** RFC 6531 §3.7.4: a UTF-8 address without SMTPUTF8 declared (or offered), or toward a backend that does not take it. */
+  utf8Sender: '553 5.6.7 Non-ASCII addresses not permitted for that sender\r\n',
+  utf8Recipient: '553 5.6.7 Non-ASCII addresses not permitted for that recipient\r\n',
+  /** The transaction declared SMTPUTF8 and the recipient's mail server does not offer it. */
+  utf8Backend: '553 5.6.7 The recipient\'s mail server does not accept SMTPUTF8\r\n',
   /** RFC 5321 §2.3.8: CR and LF only as CRLF; anything else could end the message early elsewhere. */
   bareLineEnd: '550 5.6.11 Message refused: a bare CR or LF outside CRLF\r\n',
   /** RFC 5321 §4.5.3.1.6: text lines of at most 1000 octets, CRLF included. */

@@ -30,7 +30,7 @@ const HTTP_REQUEST = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/i;
  */
 export function ehloReply(s: SmtpSettings, auth: boolean, tls: ClientTls): string {
   const authNow = auth && !(tls.required && !tls.active);
-  const lines = [s.hostname, 'PIPELINING', `SIZE ${s.maxMessageSize}`, '8BITMIME', 'ENHANCEDSTATUSCODES', ...(tls.offered ? ['STARTTLS'] : []), ...(authNow ? ['AUTH PLAIN LOGIN'] : [])];
+  const lines = [s.hostname, 'PIPELINING', `SIZE ${s.maxMessageSize}`, '8BITMIME', ...(s.smtputf8 ? ['SMTPUTF8'] : []), 'ENHANCEDSTATUSCODES', ...(s.dsn ? ['DSN'] : []), ...(tls.offered ? ['STARTTLS'] : []), ...(authNow ? ['AUTH PLAIN LOGIN'] : [])];
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
 }
 

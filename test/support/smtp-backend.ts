@@ -22,6 +22,10 @@ export interface Delivered {
   readonly size: number;
   readonly sha256: string;
   readonly session: SeenSession;
+  /** MAIL carried SMTPUTF8 (RFC 6531). */
+  readonly smtpUtf8: boolean;
+  /** RFC 3461 parameters as received (only when the backend offers DSN). */
+  readonly dsn: { ret?: string; envid?: string; rcpt: Array<{ notify?: string[]; orcpt?: string }> } | undefined;
 }
 
 /** An smtp-server for one tenant on 127.0.0.1:0, recording sessions and messages. */
@@ -32,7 +36,7 @@ export class SmtpBackend {
   private waiters: Array<() => void> = [];
   port = 0;
 
-  constructor(options: { users?: Record<string, string>; xclient?: boolean; unknownUsers?: string[]; size?: number; tls?: { mode: 'starttls' | 'implicit'; cert: string; key: string } } = {}) {
+  constructor(options: { users?: Record<string, string>; xclient?: boolean; unknownUsers?: string[]; size?: number; tls?: { mode: 'starttls' | 'implicit'; cert: string; key: string }; smtpUtf8?: boolean; dsn?: boolean } = {}) {
     const { tls } = options;
     this.server = new SMTPServer({
       logger: false,
@@ -43,6 +47,8 @@ export class SmtpBackend {
       allowInsecureAuth: true,
       authMethods: ['PLAIN', 'LOGIN'],
       useXClient: options.xclient ?? false,
+      hideSMTPUTF8: options.smtpUtf8 === false,
+      hideDSN: options.dsn !== true,
       ...(options.size ? { size: options.size } : {}),
       onAuth: (auth, session, callback) => {
         const ok = options.users?.[auth.username ?? ''] === auth.password;
@@ -72,6 +78,10 @@ export class SmtpBackend {
             size,
             sha256: hash.digest('hex'),
             session: seen(session),
+            smtpUtf8: session.envelope.smtpUtf8 === true,
+            dsn: session.envelope.dsn
+              ? { ret: session.envelope.dsn.ret ?? undefined, envid: session.envelope.dsn.envid ?? undefined, rcpt: session.envelope.rcptTo.map((r) => ({ notify: r.dsn?.notify, orcpt: r.dsn?.orcpt })) }
+              : undefined,
           });
           this.wake();
           callback(null, 'Message queued');
