@@ -44,6 +44,7 @@ class IntakeSession {
   helo: string | undefined;
   auth: { identity: SenderIdentity; user: string } | undefined;
   tx: Transaction | undefined;
+  quitting = false;
 
   constructor(
     readonly client: LineChannel,
@@ -70,49 +71,59 @@ class IntakeSession {
         return { reason: 'http request' };
       }
       const { verb, arg } = parseCommand(event.line);
-      switch (verb) {
-        case 'QUIT':
-          this.client.write(replies.bye);
-          return { reason: 'quit' };
-        case 'EHLO':
-        case 'HELO':
-          this.hello(verb, arg);
-          break;
-        case 'NOOP':
-          this.client.write(replies.ok);
-          break;
-        case 'HELP':
-          this.client.write(replies.help);
-          break;
-        case 'VRFY':
-          this.client.write(replies.vrfy);
-          break;
-        case 'RSET':
-          this.tx = undefined;
-          if (this.state !== 'fresh') this.state = 'greeted';
-          this.client.write(replies.resetOk);
-          break;
-        case 'STARTTLS':
-          await this.startTls(arg);
-          break;
-        case 'AUTH':
-          await this.authenticate(arg);
-          break;
-        case 'MAIL':
-          if (this.state !== 'greeted') this.error('MAIL out of sequence', this.state === 'fresh' ? replies.needHelo : replies.nestedMail);
-          else this.mail(arg);
-          break;
-        case 'RCPT':
-          if (this.state !== 'mail' && this.state !== 'rcpt') this.error('RCPT out of sequence', this.state === 'fresh' ? replies.needHelo : replies.needMail);
-          else this.rcpt(arg);
-          break;
-        case 'DATA':
-          if (this.state !== 'rcpt') this.error('DATA out of sequence', this.state === 'fresh' ? replies.needHelo : this.state === 'greeted' ? replies.needMail : replies.needRcpt);
-          else await this.data();
-          break;
-        default:
-          this.error('unknown command', '500 5.5.2 Syntax error, command unrecognized\r\n');
-      }
+      const open = this.tx !== undefined;
+      await this.dispatch(verb, arg);
+      // A transaction ended (queued, reset, refused): its bytes are its sender's (a session may send as several).
+      if (open && this.tx === undefined) this.ctx.settle();
+      if (this.quitting) return { reason: 'quit' };
+    }
+  }
+
+  /** One command of the dialogue (RFC 5321 §4.1.4 order); QUIT sets `quitting`. */
+  private async dispatch(verb: string, arg: string): Promise<void> {
+    switch (verb) {
+      case 'QUIT':
+        this.client.write(replies.bye);
+        this.quitting = true;
+        break;
+      case 'EHLO':
+      case 'HELO':
+        this.hello(verb, arg);
+        break;
+      case 'NOOP':
+        this.client.write(replies.ok);
+        break;
+      case 'HELP':
+        this.client.write(replies.help);
+        break;
+      case 'VRFY':
+        this.client.write(replies.vrfy);
+        break;
+      case 'RSET':
+        this.tx = undefined;
+        if (this.state !== 'fresh') this.state = 'greeted';
+        this.client.write(replies.resetOk);
+        break;
+      case 'STARTTLS':
+        await this.startTls(arg);
+        break;
+      case 'AUTH':
+        await this.authenticate(arg);
+        break;
+      case 'MAIL':
+        if (this.state !== 'greeted') this.error('MAIL out of sequence', this.state === 'fresh' ? replies.needHelo : replies.nestedMail);
+        else this.mail(arg);
+        break;
+      case 'RCPT':
+        if (this.state !== 'mail' && this.state !== 'rcpt') this.error('RCPT out of sequence', this.state === 'fresh' ? replies.needHelo : replies.needMail);
+        else this.rcpt(arg);
+        break;
+      case 'DATA':
+        if (this.state !== 'rcpt') this.error('DATA out of sequence', this.state === 'fresh' ? replies.needHelo : this.state === 'greeted' ? replies.needMail : replies.needRcpt);
+        else await this.data();
+        break;
+      default:
+        this.error('unknown command', '500 5.5.2 Syntax error, command unrecognized\r\n');
     }
   }
 

@@ -149,3 +149,34 @@ describe('relay intake over STARTTLS (requireTls)', () => {
     assert.equal(await secure.command('QUIT'), '221 2.0.0 Bye');
   });
 });
+
+describe('relay intake: accounting', () => {
+  let env: RelayEnv;
+  before(async () => {
+    env = await startRelay(NOWHERE);
+  });
+  after(() => env.close());
+
+  it('a session that sends as two tenants books each transaction’s bytes to its sender', async () => {
+    const client = await RawClient.connect(env.port, { localAddress: '127.0.0.14' });
+    await client.line();
+    await client.command('HELO app.example');
+    const sentAfter: number[] = [];
+    for (const [from, body] of [['web@a.example', 'for a'], ['web@b.example', 'for b, a longer body than the first']] as const) {
+      assert.equal(await client.command(`MAIL FROM:<${from}>`), '250 2.1.0 Sender OK');
+      assert.equal(await client.command('RCPT TO:<someone@far.example>'), '250 2.1.5 Recipient OK');
+      assert.match(await client.command('DATA'), /^354/);
+      assert.match(await client.command(`Subject: x\r\n\r\n${body}\r\n.`), /^250 2\.0\.0 Ok: queued/);
+      sentAfter.push(client.socket.bytesWritten);
+    }
+    assert.equal(await client.command('QUIT'), '221 2.0.0 Bye');
+    await client.closed;
+    await env.concierge.listeners[0]!.whenIdle();
+    const a = env.concierge.traffic.get('a.example');
+    const b = env.concierge.traffic.get('b.example');
+    assert.ok(a && b, 'both senders booked');
+    // Before the first transaction (HELO) counts for the first sender, QUIT for the last.
+    assert.equal(a.bytesUp, sentAfter[0], 'a.example: HELO and its transaction');
+    assert.equal(b.bytesUp, client.socket.bytesWritten - sentAfter[0]!, 'b.example: its transaction and QUIT');
+  });
+});
