@@ -68,15 +68,19 @@ export function pumpHooked(src: Socket, hook: ReadHook, dst: Socket): void {
 
 function relayHooked(src: Socket, hook: ReadHook, dst: Socket): void {
   let stalled = false;
-  const flushed = () => {
-    if (stalled && dst.writableLength === 0) {
-      stalled = false;
-      src.resume();
-    }
-  };
+  // Made at the first chunk: an idle session relays none.
+  let flushed: (() => void) | undefined;
   hook.attachRelay((chunk) => {
     if (dst.destroyed) return false;
-    dst.write(chunk, flushed);
+    dst.write(
+      chunk,
+      (flushed ??= () => {
+        if (stalled && dst.writableLength === 0) {
+          stalled = false;
+          src.resume();
+        }
+      }),
+    );
     if (dst.writableLength === 0) return true;
     stalled = true;
     return false;
