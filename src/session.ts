@@ -10,7 +10,7 @@ import { LineChannel } from './line-channel.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import { type Logger, SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
-import { splice } from './splice.js';
+import { type Splice, splice } from './splice.js';
 import type { TenantConnections } from './tenant-connections.js';
 import type { Route, TenantDirectory } from './tenants.js';
 import { ClientTlsEnd } from './client-tls.js';
@@ -86,6 +86,9 @@ const BACKEND_MAX_LINE = 8192;
 /** After a goodbye line, how long the client may take to close before its socket is destroyed. */
 const GOODBYE_LINGER_MS = 2_000;
 
+/** A backend socket's error listener while something else reports its errors: one function for all sessions. */
+function ignoreError(): void {}
+
 let counter = 0;
 const sidPrefix = process.pid.toString(36);
 
@@ -106,11 +109,14 @@ export class Session {
   /** What close() must interrupt: an outstanding dial, or the auth-failure delay. */
   private pendingDial: Dial | undefined;
   private delay: { timer: NodeJS.Timeout; wake: () => void } | undefined;
-  private readonly loginTimer: NodeJS.Timeout;
+  /** Dropped once logged in: a cleared Timeout still holds its callback and this session's scope. */
+  private loginTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
   /** Removes the listener that ends a session whose client hangs up during its login. */
   private stopLoginWatch: (() => void) | undefined;
   private openSockets = 1;
+  /** A spliced session's relay (POP3, SMTP submission): closed when both its sockets have closed. */
+  private splice: Splice | undefined;
   /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
   private dataPlane: DataPlane | undefined;
   private outcome: SessionOutcome | undefined;
@@ -236,6 +242,14 @@ export class Session {
     this.stopLoginWatch = () => socket.off('end', onEndWhileLoggingIn);
   }
 
+  /** Logged in: the timer and the watch of the login phase go, and with them what they hold. */
+  private endLoginPhase(): void {
+    clearTimeout(this.loginTimer);
+    this.loginTimer = undefined;
+    this.stopLoginWatch?.();
+    this.stopLoginWatch = undefined;
+  }
+
   /** The server side of the client's TLS handshake; the session goes on over the TLS socket. */
   private async handshake(): Promise<void> {
     try {
@@ -307,21 +321,19 @@ export class Session {
     const pipelined = clientChannel.release();
     if (fromBackend.length > 0) client.write(fromBackend);
     if (pipelined.length > 0) backend.socket.write(pipelined);
-    clearTimeout(this.loginTimer);
+    this.endLoginPhase();
     this.phase = 'spliced';
-    this.stopLoginWatch?.();
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: pipelined.length });
     this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
-    let idle = false;
-    // Closures here take the socket only: the rest of the login (its line channels) can go.
+    // Nothing here may capture the login's objects (line channels, login, route): an idle
+    // session keeps only its two sockets, the splice's listeners and this session.
     const backendSocket = backend.socket;
-    client.setTimeout(this.deps.limits.idleTimeoutMs, () => {
-      idle = true;
-      client.destroy();
-      backendSocket.destroy();
-    });
-    void splice(client, backendSocket, backend.hook).then((result) => this.close(idle ? 'idle timeout' : `${result.endedBy} ended`));
+    backendSocket.off('error', ignoreError); // the splice's own error listener takes over
+    this.splice = splice(client, backendSocket, backend.hook);
+    // on() rather than setTimeout(ms, listener), which wraps the listener in a once() per session.
+    client.on('timeout', () => this.close('idle timeout'));
+    client.setTimeout(this.deps.limits.idleTimeoutMs);
   }
 
   /**
@@ -331,7 +343,7 @@ export class Session {
   private relayControl(clientChannel: LineChannel, backend: LoggedIn, login: LoginRequest, afterLogin: NonNullable<ProtocolModule['afterLogin']>): void {
     const { client, deps } = this;
     client.write(backend.verdict.reply);
-    clearTimeout(this.loginTimer);
+    this.endLoginPhase();
     this.phase = 'spliced';
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
     this.clearPenalty();
@@ -485,8 +497,8 @@ export class Session {
     }
     this.backend = socket;
     this.openSockets++;
-    socket.once('close', () => this.socketClosed());
-    socket.on('error', () => {}); // the channels and splice report errors; this keeps a late one from crashing us
+    socket.on('close', () => this.socketClosed());
+    socket.on('error', ignoreError); // the channels and splice report errors; this keeps a late one from crashing us
     // The header is the first byte the backend reads, whatever the protocol says after it.
     if (backend.sendProxyProtocol) socket.write(encodeProxyHeader(backend.sendProxyProtocol, this.peer()));
     const tls = this.deps.backendTls?.(backend);
@@ -638,7 +650,10 @@ export class Session {
   }
 
   private socketClosed(): void {
-    if (--this.openSockets === 0) this.reportDone();
+    if (--this.openSockets > 0) return;
+    // A splice ends when both its sockets have closed, whichever side ended it.
+    if (this.splice && this.phase === 'spliced') this.close(`${this.splice.endedBy ?? 'client'} ended`);
+    this.reportDone();
   }
 
   /** Once closed and with no socket left open: the session holds nothing any more. */
