@@ -431,7 +431,8 @@ export class Session {
     for (const backend of route.backends) {
       const address = `${backend.host}:${backend.port}`;
       try {
-        const channel = await this.attachBackend(backend, sourceAddress);
+        // As at login: the onread fast path unless the backend is read through a TLS socket.
+        const channel = await this.attachBackend(backend, sourceAddress, this.deps.backendTls?.(backend) ? undefined : new ReadHook());
         this.ensureOpen();
         const result = await handshake(channel, this.target(backend, address, sourceAddress));
         this.ensureOpen();
