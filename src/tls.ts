@@ -189,42 +189,26 @@ export interface AcceptedTls {
  * `timeoutMs`; the raw socket is destroyed then.
  */
 export function acceptTls(raw: Socket, view: ListenerTls, timeoutMs: number, reuse?: tls.SecureContext): Promise<AcceptedTls> {
-  return new Promise((resolve, reject) => {
-    // Paused, bytes already read (after a PROXY header, the ClientHello may be among them) stay
-    // buffered, and the TLS socket takes them over as its first input; flowing, they would be lost.
-    raw.pause();
-    let chosen = view.contextFor(undefined).context;
-    let sniTenant: string | undefined;
-    const socket = new tls.TLSSocket(raw, {
-      isServer: true,
-      // Always the listener's context first: OpenSSL keys session tickets with the context a
-      // handshake starts with, even when SNI switches it, so a data connection (FTPS) that
-      // started elsewhere could not resume the control connection's session.
-      secureContext: chosen,
-      SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
-        // A data connection keeps the control connection's certificate whatever name it sends.
-        const hit = reuse ? { context: reuse, tenant: undefined } : view.contextFor(servername);
-        chosen = hit.context;
-        sniTenant = hit.tenant;
-        cb(null, hit.context);
-      },
-    });
-    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
-    const fail = (err: Error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      raw.destroy();
-      reject(err);
-    };
-    socket.once('error', fail);
-    socket.once('close', () => fail(new Error('closed during the TLS handshake')));
-    socket.once('secure', () => {
-      clearTimeout(timer);
-      socket.off('error', fail);
-      socket.removeAllListeners('close');
-      resolve({ socket, context: chosen, sniTenant });
-    });
+  // Paused, bytes already read (after a PROXY header, the ClientHello may be among them) stay
+  // buffered, and the TLS socket takes them over as its first input; flowing, they would be lost.
+  raw.pause();
+  let chosen = view.contextFor(undefined).context;
+  let sniTenant: string | undefined;
+  const socket = new tls.TLSSocket(raw, {
+    isServer: true,
+    // Always the listener's context first: OpenSSL keys session tickets with the context a
+    // handshake starts with, even when SNI switches it, so a data connection (FTPS) that
+    // started elsewhere could not resume the control connection's session.
+    secureContext: chosen,
+    SNICallback: (servername: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
+      // A data connection keeps the control connection's certificate whatever name it sends.
+      const hit = reuse ? { context: reuse, tenant: undefined } : view.contextFor(servername);
+      chosen = hit.context;
+      sniTenant = hit.tenant;
+      cb(null, hit.context);
+    },
   });
+  return handshakeDone(socket, raw, 'secure', timeoutMs).then(() => ({ socket, context: chosen, sniTenant }));
 }
 
 /**
@@ -232,20 +216,32 @@ export function acceptTls(raw: Socket, view: ListenerTls, timeoutMs: number, reu
  * verification or handshake error (the caller turns it into a BackendError: next backend).
  */
 export function connectTls(raw: Socket, options: tls.ConnectionOptions, timeoutMs: number): Promise<tls.TLSSocket> {
+  const socket = tls.connect({ ...options, socket: raw });
+  return handshakeDone(socket, raw, 'secureConnect', timeoutMs).then(() => socket);
+}
+
+/**
+ * Resolves once `socket`'s handshake is done (`event`); rejects with why it was not (an error,
+ * a close, or silence for `timeoutMs`), having destroyed the TLS socket and the TCP one under it.
+ */
+function handshakeDone(socket: tls.TLSSocket, raw: Socket, event: 'secure' | 'secureConnect', timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ ...options, socket: raw });
-    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    const onClose = () => fail(new Error('closed during the TLS handshake'));
     const fail = (err: Error) => {
       clearTimeout(timer);
+      socket.off('close', onClose);
       socket.destroy();
       raw.destroy();
       reject(err);
     };
+    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
     socket.once('error', fail);
-    socket.once('secureConnect', () => {
+    socket.once('close', onClose);
+    socket.once(event, () => {
       clearTimeout(timer);
       socket.off('error', fail);
-      resolve(socket);
+      socket.off('close', onClose);
+      resolve();
     });
   });
 }

@@ -2,23 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RawClient } from './support/raw-client.js';
 import { startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
-
-/** Sends one command and returns its whole reply, multi-line joined. */
-async function say(c: RawClient, line: string): Promise<string> {
-  c.send(`${line}\r\n`);
-  const lines: string[] = [];
-  for (;;) {
-    const text = await c.line();
-    lines.push(text);
-    if (!/^\d{3}-/.test(text)) return lines.join('\n');
-  }
-}
-
-async function greeted(port: number): Promise<{ c: RawClient; ehlo: string }> {
-  const c = await RawClient.connect(port);
-  assert.match(await c.line(), /^220 /);
-  return { c, ehlo: await say(c, 'EHLO client.example') };
-}
+import { greeted, say } from './support/smtp-dialog.js';
 
 async function send(c: RawClient, mail: string, rcpts: string[]): Promise<void> {
   assert.match(await say(c, mail), /^250/);

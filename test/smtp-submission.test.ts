@@ -4,22 +4,7 @@ import nodemailer from 'nodemailer';
 import { RawClient } from './support/raw-client.js';
 import { sha256 } from './support/smtp-backend.js';
 import { PASSWORD_A, PASSWORD_B, startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
-
-async function reply(c: RawClient): Promise<string> {
-  const lines: string[] = [];
-  for (;;) {
-    const line = await c.line();
-    lines.push(line);
-    if (!/^\d{3}-/.test(line)) return lines.join('\n');
-  }
-}
-
-async function say(c: RawClient, line: string): Promise<string> {
-  c.send(`${line}\r\n`);
-  return reply(c);
-}
-
-const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
+import { plainResponse, say, smtpReply } from './support/smtp-dialog.js';
 
 describe('SMTP submission: routing by AUTH identity', () => {
   let env: SmtpEnv;
@@ -61,7 +46,7 @@ describe('SMTP submission: routing by AUTH identity', () => {
   test('mail before AUTH: 530 5.7.0; AUTH before EHLO: 503', async () => {
     const c = await RawClient.connect(env.port);
     await c.line();
-    assert.match(await say(c, `AUTH PLAIN ${plain('alice@a.example', PASSWORD_A)}`), /^503 5\.5\.1/);
+    assert.match(await say(c, `AUTH PLAIN ${plainResponse('alice@a.example', PASSWORD_A)}`), /^503 5\.5\.1/);
     assert.match(await say(c, 'EHLO me.example'), /^250/);
     assert.equal(await say(c, 'MAIL FROM:<alice@a.example>'), '530 5.7.0 Authentication required');
     assert.match(await say(c, 'QUIT'), /^221/);
@@ -73,8 +58,8 @@ describe('SMTP submission: routing by AUTH identity', () => {
     const c = await RawClient.connect(env.port);
     await c.line();
     await say(c, 'EHLO me.example');
-    const wrong = await say(c, `AUTH PLAIN ${plain('alice@a.example', 'nope')}`);
-    const unknown = await say(c, `AUTH PLAIN ${plain('alice@nowhere.example', 'nope')}`);
+    const wrong = await say(c, `AUTH PLAIN ${plainResponse('alice@a.example', 'nope')}`);
+    const unknown = await say(c, `AUTH PLAIN ${plainResponse('alice@nowhere.example', 'nope')}`);
     assert.equal(wrong, '535 5.7.8 Authentication credentials invalid');
     assert.equal(unknown, wrong);
     c.close();
@@ -87,8 +72,8 @@ describe('SMTP submission: routing by AUTH identity', () => {
     const c = await RawClient.connect(env.port);
     await c.line();
     await say(c, 'EHLO me.example');
-    assert.equal(await say(c, `AUTH PLAIN ${plain('alice@b.example', PASSWORD_B)}`), '454 4.7.0 Temporary authentication failure');
-    assert.match(await say(c, `AUTH PLAIN ${plain('alice@a.example', PASSWORD_A)}`), /^235 /);
+    assert.equal(await say(c, `AUTH PLAIN ${plainResponse('alice@b.example', PASSWORD_B)}`), '454 4.7.0 Temporary authentication failure');
+    assert.match(await say(c, `AUTH PLAIN ${plainResponse('alice@a.example', PASSWORD_A)}`), /^235 /);
     c.close();
     await idle();
   });

@@ -4,16 +4,8 @@ import { TestCa } from './support/certificates.js';
 import { RawClient } from './support/raw-client.js';
 import { sampleValue } from './support/prometheus.js';
 import { startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
+import { say } from './support/smtp-dialog.js';
 /** Sends one command and returns its whole reply (multi-line joined). */
-async function say(c: RawClient, line: string): Promise<string> {
-  c.send(`${line}\r\n`);
-  const lines: string[] = [];
-  for (;;) {
-    const text = await c.line();
-    lines.push(text);
-    if (!/^\d{3}-/.test(text)) return lines.join('\n');
-  }
-}
 
 /** The client's byte counters now: what it sent is Concierge's "up", what it read its "down". */
 function mark(c: RawClient): { up: number; down: number } {

@@ -7,24 +7,9 @@ import { TestCa } from './support/certificates.js';
 import { RawClient } from './support/raw-client.js';
 import { SmtpBackend, sha256 } from './support/smtp-backend.js';
 import { PASSWORD_A, PASSWORD_B, startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
+import { plainResponse, say, smtpReply } from './support/smtp-dialog.js';
 
 const run = promisify(execFile);
-
-async function reply(c: RawClient): Promise<string> {
-  const lines: string[] = [];
-  for (;;) {
-    const line = await c.line();
-    lines.push(line);
-    if (!/^\d{3}-/.test(line)) return lines.join('\n');
-  }
-}
-
-async function say(c: RawClient, line: string): Promise<string> {
-  c.send(`${line}\r\n`);
-  return reply(c);
-}
-
-const plain = (user: string, password: string) => Buffer.from(`\0${user}\0${password}`).toString('base64');
 
 describe('SMTP over TLS: STARTTLS and implicit TLS on both sides', () => {
   let ca: TestCa;
@@ -89,14 +74,14 @@ describe('SMTP over TLS: STARTTLS and implicit TLS on both sides', () => {
     const before = await say(c, 'EHLO me.example');
     assert.match(before, /^250[- ]STARTTLS$/m);
     assert.doesNotMatch(before, /AUTH/);
-    assert.equal(await say(c, `AUTH PLAIN ${plain('alice@a.example', PASSWORD_A)}`), '530 5.7.0 Must issue a STARTTLS command first');
+    assert.equal(await say(c, `AUTH PLAIN ${plainResponse('alice@a.example', PASSWORD_A)}`), '530 5.7.0 Must issue a STARTTLS command first');
     assert.equal(await say(c, 'STARTTLS'), '220 2.0.0 Ready to start TLS');
     const t = await c.startTls(tlsOptions());
     const after = await say(t, 'EHLO me.example');
     assert.match(after, /250 AUTH PLAIN LOGIN$/);
     assert.doesNotMatch(after, /STARTTLS/);
     assert.equal(await say(t, 'STARTTLS'), '503 5.5.1 TLS already active');
-    assert.match(await say(t, `AUTH PLAIN ${plain('alice@a.example', PASSWORD_A)}`), /^235/);
+    assert.match(await say(t, `AUTH PLAIN ${plainResponse('alice@a.example', PASSWORD_A)}`), /^235/);
     t.close();
   });
 
@@ -105,11 +90,11 @@ describe('SMTP over TLS: STARTTLS and implicit TLS on both sides', () => {
     const c = await RawClient.connect(submissionPort);
     await c.line();
     await say(c, 'EHLO me.example');
-    c.send(`STARTTLS\r\nAUTH PLAIN ${plain('alice@a.example', PASSWORD_A)}\r\n`);
-    assert.equal(await reply(c), '220 2.0.0 Ready to start TLS');
+    c.send(`STARTTLS\r\nAUTH PLAIN ${plainResponse('alice@a.example', PASSWORD_A)}\r\n`);
+    assert.equal(await smtpReply(c), '220 2.0.0 Ready to start TLS');
     const t = await c.startTls(tlsOptions());
     assert.equal(await say(t, 'NOOP'), '250 2.0.0 OK', 'the first reply inside TLS answers a command sent inside TLS');
-    assert.equal(await say(t, `AUTH PLAIN ${plain('alice@a.example', PASSWORD_A)}`), '503 5.5.1 Send EHLO or HELO first');
+    assert.equal(await say(t, `AUTH PLAIN ${plainResponse('alice@a.example', PASSWORD_A)}`), '503 5.5.1 Send EHLO or HELO first');
     t.close();
     await env.concierge.listeners[0]!.whenIdle();
     assert.equal(env.a.auths.length, auths, 'the injected AUTH never reached the backend');
@@ -135,7 +120,7 @@ describe('SMTP over TLS: STARTTLS and implicit TLS on both sides', () => {
     const c = await RawClient.connectTls(smtpsPort, tlsOptions());
     await c.line();
     await say(c, 'EHLO me.example');
-    assert.match(await say(c, `AUTH PLAIN ${plain('alice@w.example', PASSWORD_A)}`), /^454 4\.7\.0/);
+    assert.match(await say(c, `AUTH PLAIN ${plainResponse('alice@w.example', PASSWORD_A)}`), /^454 4\.7\.0/);
     c.close();
     assert.ok(env.logs.records().some((r) => r.message === 'backend failed' && r.code === 'BACKEND_TLS' && /wrong\.example/.test(String(r.error))));
   });

@@ -1,26 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
-import { RawClient } from './support/raw-client.js';
 import { sha256 } from './support/smtp-backend.js';
 import { startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
-
-/** Sends one command (as UTF-8 octets) and returns its whole reply, multi-line joined. */
-async function say(c: RawClient, line: string | Buffer): Promise<string> {
-  c.send(Buffer.concat([typeof line === 'string' ? Buffer.from(line, 'utf8') : line, Buffer.from('\r\n')]));
-  const lines: string[] = [];
-  for (;;) {
-    const text = await c.line();
-    lines.push(text);
-    if (!/^\d{3}-/.test(text)) return lines.join('\n');
-  }
-}
-
-async function greeted(port: number): Promise<{ c: RawClient; ehlo: string }> {
-  const c = await RawClient.connect(port);
-  assert.match(await c.line(), /^220 /);
-  return { c, ehlo: await say(c, 'EHLO client.example') };
-}
+import { greeted, say } from './support/smtp-dialog.js';
 
 describe('SMTP mx with smtputf8: true (RFC 6531)', () => {
   let env: SmtpEnv;
