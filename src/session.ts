@@ -1,75 +1,22 @@
 import type { Socket } from 'node:net';
 import type { BackendLink, BackendTarget, ControlContext, LoginContext, LoginRequest, Peer, ProtocolModule, RoutingContext, Verdict } from '../proxies/types.js';
-import type { Backend, Limits } from './config.js';
-import { DataPlane, type DataSetup } from './data-channel.js';
+import type { Backend } from './config.js';
+import { DataPlane } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
-import type { AuthPenalty } from './auth-penalty.js';
-import type { FailureTiming } from './failure-timing.js';
 import { LineChannel } from './line-channel.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
-import { type Logger, SessionLog } from './log.js';
+import { SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
 import { type Splice, splice } from './splice.js';
-import type { TenantConnections } from './tenant-connections.js';
-import type { Route, TenantDirectory } from './tenants.js';
+import type { Route } from './tenants.js';
 import { ClientTlsEnd } from './client-tls.js';
-import { type BackendTlsOptions, type ListenerTls, secureBackend, upgradeBackendChannel } from './tls.js';
-import { type TenantBytes, TenantShares } from './tenant-shares.js';
+import { type BackendTlsOptions, secureBackend, upgradeBackendChannel } from './tls.js';
+import { TenantShares } from './tenant-shares.js';
+import type { SessionDeps, SessionOutcome } from './session-contract.js';
 import { unmapIPv4 } from './tenants.js';
 
-/** What a listener hands each of its sessions. */
-export interface SessionDeps {
-  readonly module: ProtocolModule;
-  /** Read at each login, so a reloaded directory applies to the next login. */
-  readonly directory: () => TenantDirectory;
-  readonly limits: Limits;
-  readonly banner: string | undefined;
-  readonly logger: Logger;
-  /** The listener's record of backend refusal times (unknown domains wait as long). */
-  readonly failureTiming?: FailureTiming;
-  /** Called once, when the client's and the backend's sockets have both closed. */
-  readonly onDone?: (session: Session, outcome: SessionOutcome) => void;
-  /** FTP listeners: passive ports, the address for 227 replies, how the backend is asked for data. */
-  readonly data?: DataSetup;
-  /** Login outcomes as they happen, for counters. */
-  readonly events?: SessionEvents;
-  /** The listener's client TLS (read at each session: certificates are re-read on reload). */
-  readonly tls?: () => ListenerTls | undefined;
-  /** How to speak TLS to a backend, when it is configured for it. */
-  readonly backendTls?: (backend: Backend) => BackendTlsOptions | undefined;
-  /** Per-tenant session counts of the process (maxConnections of a tenant). */
-  readonly tenantConnections?: TenantConnections;
-  /** Per-address failed-login record of the process (the growing delay). */
-  readonly authPenalty?: AuthPenalty;
-}
-
-/** What a session reports besides its log lines (the listener's metrics). */
-export interface SessionEvents {
-  loginOk(tenant: string): void;
-  /** `tenant` undefined: the login named no configured tenant. */
-  loginFailed(tenant: string | undefined, reason: string): void;
-  backendFailed(tenant: string, code: string): void;
-  /** A login for `tenant` was refused by a limit of the tenant's before any backend was dialled. */
-  tenantRefused?(tenant: string, limit: 'maxConnections'): void;
-  /** A client TLS handshake ended: its protocol version ("TLSv1.3"), or "failed". */
-  tlsHandshake?(outcome: string): void;
-}
-
-/** How a session ended, for counters and tests. */
-export interface SessionOutcome {
-  readonly reason: string;
-  readonly tenant: string | undefined;
-  /** The backend accepted the login and the session was passed through (POP3, FTP). */
-  readonly loggedIn: boolean;
-  readonly bytesUp: number;
-  readonly bytesDown: number;
-  /**
-   * A routing session (SMTP mx) that served several tenants: each one's part of bytesUp and
-   * bytesDown (they add up to them); counters use this instead of `tenant` when present.
-   */
-  readonly byTenant?: ReadonlyMap<string, TenantBytes>;
-}
+export type { SessionDeps, SessionEvents, SessionOutcome } from './session-contract.js';
 
 /** A backend that accepted the login, still framed by its LineChannel. */
 interface LoggedIn {
@@ -139,7 +86,7 @@ export class Session {
    * socket's own ends in limits, logs, routing by local address, XCLIENT and FTP data checks.
    */
   constructor(
-    private readonly raw: Socket,
+    raw: Socket,
     private readonly deps: SessionDeps,
     private readonly peerOverride?: Peer,
   ) {
