@@ -1,53 +1,28 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
 import { DemoPop3Server } from '../demo/pop3-server.js';
 import { makeMaildir, message } from './support/maildir.js';
 import { sampleValue } from './support/prometheus.js';
+import { startCli } from './support/cli-instance.js';
 import { RawClient } from './support/raw-client.js';
-
-const root = path.join(import.meta.dirname, '..');
-const cli = path.join(root, 'src', 'cli.ts');
 
 test('concierge start: the admin listener serves /metrics; on SIGTERM /healthz says 503 while a session drains, then exit 0', async () => {
   const mail = await makeMaildir({ alice: { password: 'pw', messages: [message('alice@a.example', 'hello')] } });
   const backend = new DemoPop3Server({ maildir: mail.dir });
   await backend.listen();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-admin-'));
-  const config = path.join(dir, 'tenants.json');
-  await writeFile(
-    config,
-    JSON.stringify({
+  const instance = await startCli(
+    {
       admin: { port: 0 },
       limits: { shutdownGraceMs: 30_000, authFailDelayMs: 0 },
       listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 0 }],
       tenants: [{ domain: 'a.example', backends: { pop3: [{ host: '127.0.0.1', port: backend.port }] } }],
-    }),
+    },
+    'concierge-admin-',
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '--config', config], { cwd: root });
-  const records: Array<Record<string, any>> = [];
-  let partial = '';
-  let wake = () => {};
-  child.stdout.on('data', (chunk: Buffer) => {
-    const lines = (partial + chunk.toString('utf8')).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) records.push(JSON.parse(line));
-    wake();
-  });
-  const exited = once(child, 'exit');
+  const { child, dir, exited } = instance;
   /** The first log record with this message (waits for it). */
-  const logged = async (message: string): Promise<Record<string, any>> => {
-    for (;;) {
-      const found = records.find((r) => r.message === message);
-      if (found) return found;
-      if (child.exitCode !== null) throw new Error(`exited before "${message}"`);
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  };
+  const logged = async (message: string) => (await instance.logged(message))[0]!;
   try {
     const pop3Port: number = (await logged('listening')).port;
     const adminPort: number = (await logged('admin listening')).port;
@@ -68,8 +43,7 @@ test('concierge start: the admin listener serves /metrics; on SIGTERM /healthz s
     assert.equal((await admin('/healthz')).status, 503);
     assert.match(await c.command('STAT'), /^\+OK 1 /, 'the logged-in session drains');
     await c.command('QUIT');
-    const [code] = (await exited) as [number | null];
-    assert.equal(code, 0);
+    assert.equal(await exited, 0);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     await backend.close();

@@ -1,17 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { test } from 'node:test';
 import { DemoPop3Server } from '../demo/pop3-server.js';
 import { makeMaildir, message } from './support/maildir.js';
 import { sampleValue } from './support/prometheus.js';
+import { startCli } from './support/cli-instance.js';
 import { RawClient } from './support/raw-client.js';
-
-const root = path.join(import.meta.dirname, '..');
-const cli = path.join(root, 'src', 'cli.ts');
 
 /** One login and QUIT; resolves once the proxy has closed the connection. */
 async function loginOnce(port: number): Promise<void> {
@@ -27,38 +21,18 @@ test('concierge start with workers: 2: both workers serve sessions, /metrics sum
   const mail = await makeMaildir({ alice: { password: 'pw', messages: [message('alice@a.example', 'hello')] } });
   const backend = new DemoPop3Server({ maildir: mail.dir });
   await backend.listen();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'concierge-workers-'));
-  const config = path.join(dir, 'tenants.json');
-  await writeFile(
-    config,
-    JSON.stringify({
+  const instance = await startCli(
+    {
       workers: 2,
       admin: { port: 0 },
       limits: { authFailDelayMs: 0 },
       listeners: [{ protocol: 'pop3', address: '127.0.0.1', port: 0 }],
       tenants: [{ domain: 'a.example', backends: { pop3: [{ host: '127.0.0.1', port: backend.port }] } }],
-    }),
+    },
+    'concierge-workers-',
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, 'start', '--config', config], { cwd: root });
-  const records: Array<Record<string, any>> = [];
-  let partial = '';
-  let wake = () => {};
-  child.stdout.on('data', (chunk: Buffer) => {
-    const lines = (partial + chunk.toString('utf8')).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) records.push(JSON.parse(line));
-    wake();
-  });
-  const exited = once(child, 'exit');
-  /** The log records with this message, once there are at least `count` (waits for them). */
-  const logged = async (msg: string, count = 1): Promise<Array<Record<string, any>>> => {
-    for (;;) {
-      const found = records.filter((r) => r.message === msg);
-      if (found.length >= count) return found;
-      if (child.exitCode !== null) throw new Error(`exited before ${count} × "${msg}"`);
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  };
+  const { child, dir, exited } = instance;
+  const logged = instance.logged;
   try {
     const listening = await logged('listening', 2);
     const port: number = listening[0]!.port;
@@ -88,8 +62,7 @@ test('concierge start with workers: 2: both workers serve sessions, /metrics sum
 
     child.kill('SIGTERM');
     await logged('worker stopped', 2);
-    const [code] = (await exited) as [number | null];
-    assert.equal(code, 0);
+    assert.equal(await exited, 0);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     await backend.close();

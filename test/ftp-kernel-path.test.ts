@@ -43,6 +43,16 @@ async function curl(port: number, args: string[]): Promise<Buffer> {
 /** Debug lines saying a relay ran on kernel pumps. */
 const kernelRelays = (env: FtpTwoTenants) => env.logs.records().filter((r) => r.message === 'data relay on kernel pumps').length;
 
+/** Logged in as alice@a.example in binary mode, with a passive data connection open (its errors ignored). */
+async function loggedInWithData(port: number): Promise<{ c: Awaited<ReturnType<typeof ftpLogin>>['c']; data: net.Socket }> {
+  const { c } = await ftpLogin(port, 'alice@a.example', FTP_PASSWORD_A);
+  await ftpCommand(c, 'TYPE I');
+  const data = net.connect({ host: '127.0.0.1', port: epsvPort(await ftpCommand(c, 'EPSV')) });
+  data.on('error', () => {});
+  await once(data, 'connect');
+  return { c, data };
+}
+
 describe('FTP data relay on the splice(2) addon', () => {
   let env: FtpTwoTenants;
   let tmp: string;
@@ -118,12 +128,7 @@ describe('FTP data relay on the splice(2) addon', () => {
   test('ABOR mid-transfer stops the threads: session usable, no pipe or eventfd left', async () => {
     await env.listener.whenIdle();
     const fdsBefore = addonFds();
-    const { c } = await ftpLogin(env.port, 'alice@a.example', FTP_PASSWORD_A);
-    await ftpCommand(c, 'TYPE I');
-    const port = epsvPort(await ftpCommand(c, 'EPSV'));
-    const data = net.connect({ host: '127.0.0.1', port });
-    data.on('error', () => {}); // the aborted data connection is reset
-    await once(data, 'connect');
+    const { c, data } = await loggedInWithData(env.port); // the aborted data connection is reset: errors ignored
     const relaysBefore = kernelRelays(env);
     assert.match(await ftpCommand(c, 'RETR big.bin'), /^150 /);
     await once(data, 'data');
@@ -150,12 +155,7 @@ describe('FTP data relay on the splice(2) addon', () => {
     test(`a client that vanishes mid-${direction} leaves no socket, port, pipe or eventfd behind`, async () => {
       await env.listener.whenIdle();
       const fdsBefore = addonFds();
-      const { c } = await ftpLogin(env.port, 'alice@a.example', FTP_PASSWORD_A);
-      await ftpCommand(c, 'TYPE I');
-      const port = epsvPort(await ftpCommand(c, 'EPSV'));
-      const data = net.connect({ host: '127.0.0.1', port });
-      data.on('error', () => {});
-      await once(data, 'connect');
+      const { c, data } = await loggedInWithData(env.port);
       if (direction === 'RETR') {
         c.send('RETR big.bin\r\n');
         await once(data, 'data');

@@ -6,19 +6,7 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { kernelFd } from '../src/kernel-pump.js';
 import { TestCa, type IssuedCertificate } from './support/certificates.js';
-
-/** A connected loopback pair: the dialled socket (paused, as the data relay dials) and the accepted one (paused on connect). */
-async function tcpPair(): Promise<{ dialled: net.Socket; accepted: net.Socket; close(): void }> {
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const dialled = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
-  dialled.pause();
-  const [accepted] = (await once(server, 'connection')) as [net.Socket];
-  await once(dialled, 'connect');
-  server.close();
-  return { dialled, accepted, close: () => (dialled.destroy(), accepted.destroy()) };
-}
+import { tcpPair } from './support/tcp-pair.js';
 
 describe('kernelFd: which sockets the splice addon may take', () => {
   let ca: TestCa;

@@ -1,24 +1,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdirSync, readlinkSync } from 'node:fs';
-import net from 'node:net';
 import { test } from 'node:test';
 import { spliceAddon, type SpliceAddon } from '../src/data-path.js';
 import { relayData } from '../src/data-relay.js';
-
-/** A connected loopback pair, both ends paused as the data relay gets them. */
-async function tcpPair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const dialled = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
-  dialled.pause();
-  const [accepted] = (await once(server, 'connection')) as [net.Socket];
-  await once(dialled, 'connect');
-  server.close();
-  for (const s of [dialled, accepted]) s.on('error', () => {});
-  return [dialled, accepted];
-}
+import { tcpPair } from './support/tcp-pair.js';
 
 const pipesAndEventfds = () =>
   readdirSync('/proc/self/fd').filter((fd) => {
@@ -43,8 +29,9 @@ test('the addon failing to start the second direction (no fd or thread to spare)
     stop: (id) => real.stop(id),
   };
   const before = pipesAndEventfds();
-  const [clientFar, client] = await tcpPair();
-  const [backend, backendFar] = await tcpPair();
+  const { dialled: clientFar, accepted: client } = await tcpPair();
+  const { dialled: backend, accepted: backendFar } = await tcpPair();
+  for (const s of [clientFar, client, backend, backendFar]) s.on('error', () => {});
   const errors: string[] = [];
   const outcome = await relayData({ socket: client }, { socket: backend }, 5_000, { addon, onStart: () => assert.fail('no relay started'), onError: (_d, reason) => errors.push(reason) });
   assert.equal(outcome, 'failed');
