@@ -149,6 +149,12 @@ export interface BackendLink<T> {
   readonly channel: LineChannel;
   readonly tenant: string;
   readonly result: T;
+  /**
+   * Taken from the listener's pool: another session of the tenant dialled it and ran the handshake
+   * (`result` is that handshake's); it may have gone stale since, so a failure on its first command
+   * means: connect again.
+   */
+  readonly reused?: boolean;
 }
 
 /**
@@ -179,6 +185,12 @@ export interface RoutingContext {
   quiet: boolean;
   /** Ends the backend connection held (after whatever was written to it, e.g. QUIT). Safe to call twice. */
   disconnect(): void;
+  /**
+   * The module is done with `link`, the backend held, and no transaction is open on it: the core
+   * keeps it for a later session of the same tenant (the listener's backend pool), or sends it
+   * `goodbye` ("QUIT") and ends it.
+   */
+  park(link: BackendLink<unknown>, goodbye: string): void;
   /** Counts a bad command toward `maxErrors`; throws (ending the session) when the count is exceeded. */
   countError(why: string): void;
   /**

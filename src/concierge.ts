@@ -171,6 +171,7 @@ export async function startConcierge(config: Config, options: { logger?: Logger;
     admin,
     reloadTenants(next, nextTls) {
       directory = new TenantDirectory(next);
+      for (const listener of listeners) listener.directoryChanged();
       if (nextTls) tls = nextTls;
       relay?.reload(next);
       logger.info('tenants reloaded', { tenants: next.tenants.length, ...(nextTls ? { certificates: 'reloaded' } : {}) });

@@ -151,6 +151,18 @@ const listenerSchema = z.strictObject({
   smtputf8: z.boolean().optional(),
   /** SMTP mx only: offer DSN (RFC 3461) and pass its parameters to backends that offer it. Default false. */
   dsn: z.boolean().optional(),
+  /**
+   * SMTP mx only: backend connections kept between client sessions, per tenant and backend, and
+   * reused by the tenant's next session (never for backends with xclient or sendProxyProtocol).
+   * Defaults { maxIdle: 8, idleTimeoutMs: 5000, maxReuses: 100 }; maxIdle 0 turns it off.
+   */
+  backendPool: z
+    .strictObject({
+      maxIdle: z.int().min(0).max(1_000).optional(),
+      idleTimeoutMs: z.int().min(100).max(300_000).optional(),
+      maxReuses: z.int().min(1).max(1_000_000).optional(),
+    })
+    .optional(),
 });
 export type ListenerConfig = z.infer<typeof listenerSchema>;
 
@@ -318,7 +330,7 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 25 * 1024 * 1024;
 function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string[] {
   const problems: string[] = [];
   if (l.protocol !== 'smtp') {
-    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs', 'identifyBy', 'smtputf8', 'dsn'] as const) {
+    for (const key of ['mode', 'hostname', 'maxMessageSize', 'greetingDelayMs', 'identifyBy', 'smtputf8', 'dsn', 'backendPool'] as const) {
       if (l[key] !== undefined) problems.push(`listeners[${i}].${key}: only an smtp listener takes ${key}`);
     }
     return problems;
@@ -326,6 +338,7 @@ function checkSmtpListener(config: Config, l: ListenerConfig, i: number): string
   if (l.greetingDelayMs !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].greetingDelayMs: only an mx listener holds its greeting back`);
   if (l.smtputf8 !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].smtputf8: only an mx listener takes smtputf8 (a relay listener always offers SMTPUTF8)`);
   if (l.dsn !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].dsn: only an mx listener takes dsn`);
+  if (l.backendPool !== undefined && l.mode !== undefined && l.mode !== 'mx') problems.push(`listeners[${i}].backendPool: only an mx listener keeps backend connections between sessions`);
   if (l.identifyBy !== undefined && l.mode !== 'relay') problems.push(`listeners[${i}].identifyBy: only a relay listener identifies senders`);
   if (l.mode === 'relay' && !config.relay) problems.push(`listeners[${i}].mode: a relay listener needs the top-level "relay" section (spool, …)`);
   const lim = effectiveLimits(config, l);

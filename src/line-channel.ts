@@ -227,6 +227,11 @@ export class LineChannel {
     });
   }
 
+  /** The peer has neither closed nor failed. */
+  get open(): boolean {
+    return this.ended === undefined;
+  }
+
   /** Bytes received and not yet taken as lines (pipelined commands). */
   get buffered(): number {
     return this.buffer.length;

@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Peer, ProtocolModule } from '../proxies/types.js';
 import { Admission, blockListOf } from './admission.js';
 import type { AuthPenalty } from './auth-penalty.js';
+import { BackendPool, DEFAULT_POOL } from './backend-pool.js';
 import type { Limits, ListenerConfig } from './config.js';
 import type { DataSetup } from './data-channel.js';
 import type { Logger } from './log.js';
@@ -52,6 +53,8 @@ export class Listener {
   /** FTP: the listener's passive ports, shared by its sessions. */
   readonly passivePorts: PassivePorts | undefined;
   private readonly data: DataSetup | undefined;
+  /** SMTP mx: backend connections between client sessions. */
+  private readonly backendPool: BackendPool | undefined;
 
   constructor(
     readonly config: ListenerConfig,
@@ -62,6 +65,7 @@ export class Listener {
     this.passivePorts = config.passivePorts && new PassivePorts(config.passivePorts);
     this.admission = new Admission(deps.limits);
     this.balancers = config.proxyProtocol && blockListOf(config.proxyProtocol.trusted);
+    this.backendPool = poolFor(config);
     this.data = this.passivePorts && { ports: this.passivePorts, passiveAddress: config.passiveAddress, backendDataMode: config.backendDataMode ?? 'passive' };
     this.server.on('error', (err) => deps.logger.error('listener error', { listener: this.name, error: err.message }));
   }
@@ -169,6 +173,7 @@ export class Listener {
       events: metrics,
       tenantConnections: this.deps.tenantConnections,
       authPenalty: this.deps.authPenalty,
+      backendPool: this.backendPool,
       onDone: (s, outcome) => {
         this.sessions.delete(s);
         if (limited) this.admission.release(address);
@@ -220,7 +225,14 @@ export class Listener {
    * `graceMs` (default: the `shutdownGraceMs` limit) to finish, then are cut. Calling it again
    * with a shorter grace (a second signal) cuts them sooner.
    */
+  /** The tenant directory was reloaded: pooled backend connections may be to backends that changed or went. */
+  directoryChanged(): void {
+    this.backendPool?.drain();
+  }
+
   async close(graceMs = this.deps.limits.shutdownGraceMs): Promise<void> {
+    // Sessions stop parking once told to stop; what is parked already goes now.
+    this.backendPool?.drain();
     if (!this.closing) {
       this.closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const socket of this.awaitingHeader) socket.destroy(); // no session yet: nothing to say goodbye to
@@ -234,5 +246,13 @@ export class Listener {
     if (graceMs <= 0) cut();
     await Promise.all([this.closing, this.whenIdle()]);
     clearTimeout(timer);
+    this.backendPool?.drain();
   }
+}
+
+/** An mx listener's pool, unless its `backendPool.maxIdle` is 0. */
+function poolFor(config: ListenerConfig): BackendPool | undefined {
+  if (config.protocol !== 'smtp' || (config.mode ?? 'mx') !== 'mx') return undefined;
+  const settings = { ...DEFAULT_POOL, ...config.backendPool };
+  return settings.maxIdle > 0 ? new BackendPool(settings) : undefined;
 }

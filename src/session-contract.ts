@@ -1,5 +1,6 @@
 import type { ProtocolModule } from '../proxies/types.js';
 import type { AuthPenalty } from './auth-penalty.js';
+import type { BackendPool } from './backend-pool.js';
 import type { Backend, Limits } from './config.js';
 import type { DataSetup } from './data-channel.js';
 import type { FailureTiming } from './failure-timing.js';
@@ -37,6 +38,8 @@ export interface SessionDeps {
   readonly tenantConnections?: TenantConnections;
   /** Per-address failed-login record of the process (the growing delay). */
   readonly authPenalty?: AuthPenalty;
+  /** SMTP mx listeners: idle backend connections kept between client sessions. */
+  readonly backendPool?: BackendPool;
 }
 
 /** What a session reports besides its log lines (the listener's metrics). */

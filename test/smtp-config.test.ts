@@ -70,4 +70,13 @@ describe('SMTP config', () => {
     ]);
     assert.deepEqual(problemsOf({ listeners: [{ ...smtp, smtputf8: 'yes' }], tenants: [] }), ['listeners[0].smtputf8: Invalid input: expected boolean, received string']);
   });
+
+  test('backendPool is an mx listener option, within its bounds', () => {
+    assert.deepEqual(parseConfig({ listeners: [{ ...smtp, backendPool: { maxIdle: 0 } }], tenants: [] }).listeners[0]!.backendPool, { maxIdle: 0 });
+    assert.deepEqual(problemsOf({ listeners: [{ ...smtp, mode: 'submission', backendPool: {} }, { protocol: 'pop3', address: '127.0.0.1', port: 1110, backendPool: {} }], tenants: [] }), [
+      'listeners[0].backendPool: only an mx listener keeps backend connections between sessions',
+      'listeners[1].backendPool: only an smtp listener takes backendPool',
+    ]);
+    assert.equal(problemsOf({ listeners: [{ ...smtp, backendPool: { idleTimeoutMs: 10 } }], tenants: [] }).length, 1);
+  });
 });

@@ -219,23 +219,39 @@ class MxSession {
         replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptFor(link.result), link.result, timeoutMs);
       } catch (err) {
         if (!(err instanceof BackendError)) throw err;
-        link = undefined; // the kept connection went stale: dial afresh
+        // The kept connection went stale: it goes, and a connection is found afresh.
+        this.ctx.disconnect();
+        this.idle = link = undefined;
       }
     }
     if (!link) {
-      this.quitIdle();
+      this.parkIdle();
       const identity = { peer: this.ctx.peer, helo: this.helo?.name, proto: this.helo?.verb === 'HELO' ? 'SMTP' : 'ESMTP' } as const;
-      let envelope: typeof replies_;
-      const connected = await this.ctx.connect(address, async (backend, target) => {
-        const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
-        if (refuses(extensions)) return extensions;
-        envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptFor(extensions), extensions, timeoutMs);
-        return extensions;
-      });
-      if (connected === 'unknownTenant') return this.error('recipient domain not hosted', replies.relayDenied);
-      if (connected === 'tempFailure') return void this.client.write(replies.backendDown);
-      link = connected;
-      replies_ = envelope;
+      for (;;) {
+        let envelope: typeof replies_;
+        const connected = await this.ctx.connect(address, async (backend, target) => {
+          const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
+          if (refuses(extensions)) return extensions;
+          envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptFor(extensions), extensions, timeoutMs);
+          return extensions;
+        });
+        if (connected === 'unknownTenant') return this.error('recipient domain not hosted', replies.relayDenied);
+        if (connected === 'tempFailure') return void this.client.write(replies.backendDown);
+        link = connected;
+        if (connected.reused && !refuses(connected.result)) {
+          // From the pool: greeted and introduced by an earlier session, perhaps closed since.
+          try {
+            envelope = await replayEnvelope(connected.channel, mailLine(tx.from.address, tx.from.params, connected.result), rcptFor(connected.result), connected.result, timeoutMs);
+          } catch (err) {
+            if (!(err instanceof BackendError)) throw err;
+            this.ctx.log.info('pooled backend connection gone stale', { code: err.code });
+            this.ctx.disconnect();
+            continue;
+          }
+        }
+        replies_ = envelope;
+        break;
+      }
       if (!replies_) return this.refuseUtf8(link);
     }
     this.idle = undefined;
@@ -369,16 +385,17 @@ class MxSession {
     this.ctx.disconnect();
   }
 
-  private quitIdle(): void {
-    if (this.idle) this.dropLink(this.idle);
+  /** The backend kept between transactions is given back: to the pool for the tenant's next session, or QUIT. */
+  private parkIdle(): void {
+    if (this.idle) this.ctx.park(this.idle, 'QUIT');
     this.idle = undefined;
   }
 
+  /** The session ends: a backend inside a transaction is told QUIT (its transaction is void); an idle one is parked. */
   private quitBackends(): void {
-    const link = this.tx?.link ?? this.idle;
-    if (link) this.dropLink(link);
+    if (this.tx?.link) this.dropLink(this.tx.link);
     this.tx = undefined;
-    this.idle = undefined;
+    this.parkIdle();
   }
 }
 

@@ -5,6 +5,8 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
 /** What one backend connection looked like from the backend's side. */
 export interface SeenSession {
+  /** smtp-server's id of the connection: messages with the same id came over one connection. */
+  readonly id: string;
   readonly remoteAddress: string;
   /** The remote address before XCLIENT replaced it (the TCP peer). */
   readonly tcpAddress: string;
@@ -32,11 +34,28 @@ export interface Delivered {
 export class SmtpBackend {
   readonly messages: Delivered[] = [];
   readonly auths: Array<{ user: string; ok: boolean; remoteAddress: string; secure: boolean }> = [];
+  /** Each connection as it arrived (its TCP peer address), and how many have closed. */
+  readonly connections: string[] = [];
+  closed = 0;
   private readonly server: SMTPServer;
   private waiters: Array<() => void> = [];
   port = 0;
 
-  constructor(options: { users?: Record<string, string>; xclient?: boolean; unknownUsers?: string[]; size?: number; tls?: { mode: 'starttls' | 'implicit'; cert: string; key: string }; smtpUtf8?: boolean; dsn?: boolean } = {}) {
+  constructor(
+    options: {
+      users?: Record<string, string>;
+      xclient?: boolean;
+      unknownUsers?: string[];
+      size?: number;
+      tls?: { mode: 'starttls' | 'implicit'; cert: string; key: string };
+      smtpUtf8?: boolean;
+      dsn?: boolean;
+      /** smtp-server's idle timeout: past it the backend says 421 and closes. */
+      socketTimeoutMs?: number;
+      /** A reply code for MAIL FROM, by the connection's transaction number (1, 2, …): e.g. 421 for a connection that is leaving. */
+      mailReply?: (transaction: number) => number | undefined;
+    } = {},
+  ) {
     const { tls } = options;
     this.server = new SMTPServer({
       logger: false,
@@ -50,6 +69,22 @@ export class SmtpBackend {
       hideSMTPUTF8: options.smtpUtf8 === false,
       hideDSN: options.dsn !== true,
       ...(options.size ? { size: options.size } : {}),
+      ...(options.socketTimeoutMs ? { socketTimeout: options.socketTimeoutMs } : {}),
+      onConnect: (session, callback) => {
+        this.connections.push(session.remoteAddress);
+        callback();
+      },
+      onClose: () => {
+        this.closed++;
+        this.wake();
+      },
+      onMailFrom: (_address, session, callback) => {
+        const code = options.mailReply?.(session.transaction);
+        if (code === undefined) return callback();
+        const err = new Error('Closing connection') as Error & { responseCode: number };
+        err.responseCode = code;
+        callback(err);
+      },
       onAuth: (auth, session, callback) => {
         const ok = options.users?.[auth.username ?? ''] === auth.password;
         this.auths.push({ user: auth.username ?? '', ok, remoteAddress: session.remoteAddress, secure: session.secure });
@@ -97,6 +132,11 @@ export class SmtpBackend {
     return this.port;
   }
 
+  /** Resolves once `n` connections have closed in all. */
+  async waitForClosed(n: number): Promise<void> {
+    while (this.closed < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
   /** Resolves once `n` messages have arrived in all. */
   async waitForMessages(n: number): Promise<void> {
     while (this.messages.length < n) await new Promise<void>((resolve) => this.waiters.push(resolve));
@@ -117,6 +157,7 @@ function seen(session: SMTPServerSession): SeenSession {
   const s = session as SMTPServerSession & { xClient?: Map<string, unknown> };
   const xclient = Object.fromEntries([...(s.xClient ?? new Map<string, unknown>())].filter(([k]) => !k.includes(':')).map(([k, v]) => [k, String(v)]));
   return {
+    id: s.id,
     remoteAddress: s.remoteAddress,
     tcpAddress: String(s.xClient?.get('ADDR:DEFAULT') ?? s.remoteAddress),
     helo: String(s.hostNameAppearsAs || ''),
