@@ -32,10 +32,19 @@ export interface Parked {
   readonly goodbye: string;
 }
 
-interface Entry extends Parked {
-  readonly since: number;
-  readonly uses: number;
+/** A parked connection while in the pool: when it came, how often it has served, and its close listener. */
+class Entry {
+  readonly since = Date.now();
   readonly onClose: () => void;
+
+  constructor(
+    readonly parked: Parked,
+    readonly uses: number,
+    pool: BackendPool,
+    key: string,
+  ) {
+    this.onClose = () => pool.remove(key, this);
+  }
 }
 
 /**
@@ -61,8 +70,8 @@ export class BackendPool {
     const key = keyOf(parked.tenant, parked.backend, parked.sourceAddress);
     const list = this.idle.get(key) ?? [];
     if (uses >= this.settings.maxReuses || list.length >= this.settings.maxIdle || !usable(parked)) return this.retire(parked);
-    const entry: Entry = { ...parked, since: Date.now(), uses, onClose: () => this.remove(key, entry) };
-    parked.socket.once('close', entry.onClose);
+    const entry = new Entry(parked, uses, this, key);
+    parked.socket.on('close', entry.onClose);
     list.push(entry);
     this.idle.set(key, list);
     this.count++;
@@ -75,12 +84,13 @@ export class BackendPool {
     const list = this.idle.get(key);
     for (let entry = list?.pop(); entry; entry = list?.pop()) {
       this.count--;
-      entry.socket.off('close', entry.onClose);
-      if (entry.backend === backend && usable(entry)) {
+      const { parked } = entry;
+      parked.socket.off('close', entry.onClose);
+      if (parked.backend === backend && usable(parked)) {
         if (list!.length === 0) this.idle.delete(key);
-        return { parked: entry, uses: entry.uses };
+        return { parked, uses: entry.uses };
       }
-      this.retire(entry);
+      this.retire(parked);
     }
     this.idle.delete(key);
     return undefined;
@@ -91,8 +101,8 @@ export class BackendPool {
     for (const [key, list] of this.idle) {
       this.idle.delete(key);
       for (const entry of list) {
-        entry.socket.off('close', entry.onClose);
-        this.retire(entry);
+        entry.parked.socket.off('close', entry.onClose);
+        this.retire(entry.parked);
       }
     }
     this.count = 0;
@@ -107,9 +117,9 @@ export class BackendPool {
       let expired = 0;
       while (expired < list.length && list[expired]!.since <= oldest) expired++;
       for (const entry of list.splice(0, expired)) {
-        entry.socket.off('close', entry.onClose);
+        entry.parked.socket.off('close', entry.onClose);
         this.count--;
-        this.retire(entry);
+        this.retire(entry.parked);
       }
       if (list.length === 0) this.idle.delete(key);
     }
@@ -119,7 +129,8 @@ export class BackendPool {
     }
   }
 
-  private remove(key: string, entry: Entry): void {
+  /** A parked connection closed by its backend leaves the pool. */
+  remove(key: string, entry: Entry): void {
     const list = this.idle.get(key);
     const at = list?.indexOf(entry) ?? -1;
     if (at < 0) return;

@@ -39,7 +39,10 @@ export interface ListenerDeps {
 /** One TCP server for one configured listener; owns its sessions until they are done. */
 export class Listener {
   private readonly server: net.Server;
-  private readonly sessions = new Set<Session>();
+  /** Open sessions, each with the client address the admission limits counted it under. */
+  private readonly sessions = new Map<Session, string>();
+  /** What every session of this listener is given: one object for all of them. */
+  private readonly sessionDeps: SessionDeps;
   /** Refused connections still saying their one line. */
   private readonly refusing = new Set<net.Socket>();
   private readonly admission: Admission;
@@ -67,6 +70,22 @@ export class Listener {
     this.balancers = config.proxyProtocol && blockListOf(config.proxyProtocol.trusted);
     this.backendPool = poolFor(config);
     this.data = this.passivePorts && { ports: this.passivePorts, passiveAddress: config.passiveAddress, backendDataMode: config.backendDataMode ?? 'passive' };
+    this.sessionDeps = {
+      module: deps.module,
+      directory: deps.directory,
+      tls: deps.tls,
+      backendTls: deps.backendTls,
+      limits: deps.limits,
+      banner: config.banner,
+      logger: deps.logger,
+      data: this.data,
+      failureTiming: this.failureTiming,
+      events: deps.metrics,
+      tenantConnections: deps.tenantConnections,
+      authPenalty: deps.authPenalty,
+      backendPool: this.backendPool,
+      onDone: (session, outcome) => this.sessionDone(session, outcome),
+    };
     this.server.on('error', (err) => deps.logger.error('listener error', { listener: this.name, error: err.message }));
   }
 
@@ -160,31 +179,21 @@ export class Listener {
     }
     metrics.started.inc();
     metrics.active.inc();
-    const session = new Session(socket, {
-      module: this.deps.module,
-      directory: this.deps.directory,
-      tls: this.deps.tls,
-      backendTls: this.deps.backendTls,
-      limits: this.deps.limits,
-      banner: this.config.banner,
-      logger: this.deps.logger,
-      data: this.data,
-      failureTiming: this.failureTiming,
-      events: metrics,
-      tenantConnections: this.deps.tenantConnections,
-      authPenalty: this.deps.authPenalty,
-      backendPool: this.backendPool,
-      onDone: (s, outcome) => {
-        this.sessions.delete(s);
-        if (limited) this.admission.release(address);
-        metrics.active.dec();
-        metrics.sessionDone(outcome);
-        this.deps.onSessionDone(outcome);
-        if (this.isIdle()) this.notifyIdle();
-      },
-    }, peer);
-    this.sessions.add(session);
+    const session = new Session(socket, this.sessionDeps, peer);
+    this.sessions.set(session, address);
     session.start();
+  }
+
+  /** A session has closed both its sockets. */
+  private sessionDone(session: Session, outcome: SessionOutcome): void {
+    const address = this.sessions.get(session);
+    this.sessions.delete(session);
+    if (this.admission.active && address !== undefined) this.admission.release(address);
+    const { metrics } = this.deps;
+    metrics.active.dec();
+    metrics.sessionDone(outcome);
+    this.deps.onSessionDone(outcome);
+    if (this.isIdle()) this.notifyIdle();
   }
 
   /** Answers with the protocol's temporary-failure line and closes; no session, no backend. */
@@ -236,10 +245,10 @@ export class Listener {
     if (!this.closing) {
       this.closing = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const socket of this.awaitingHeader) socket.destroy(); // no session yet: nothing to say goodbye to
-      for (const session of this.sessions) session.shutdown(false);
+      for (const session of this.sessions.keys()) session.shutdown(false);
     }
     const cut = () => {
-      for (const session of this.sessions) session.shutdown(true);
+      for (const session of this.sessions.keys()) session.shutdown(true);
       for (const socket of this.refusing) socket.destroy();
     };
     const timer = graceMs > 0 && this.sessions.size > 0 ? setTimeout(cut, graceMs) : undefined;

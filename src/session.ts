@@ -335,6 +335,7 @@ export class Session {
     this.shares = new TenantShares();
     client.setTimeout(deps.limits.idleTimeoutMs, () => this.close('idle timeout', 'timeout'));
     const session = this;
+    let peer: Peer | undefined;
     const ctx: RoutingContext = {
       get draining() {
         return session.draining;
@@ -342,7 +343,10 @@ export class Session {
       quiet: false,
       limits: deps.limits,
       log: this.log,
-      peer: this.peer(),
+      // Two system calls that only XCLIENT / a PROXY header need: made when first asked.
+      get peer() {
+        return (peer ??= session.peer());
+      },
       tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddress, this.tls.sniTenant)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
       tls: this.tls,
