@@ -30,7 +30,19 @@ const HTTP_REQUEST = /^[A-Z]{3,7} \S+ HTTP\/\d(?:\.\d)?$/i;
  */
 export function ehloReply(s: SmtpSettings, auth: boolean, tls: ClientTls): string {
   const authNow = auth && !(tls.required && !tls.active);
-  const lines = [s.hostname, 'PIPELINING', `SIZE ${s.maxMessageSize}`, '8BITMIME', ...(s.smtputf8 ? ['SMTPUTF8'] : []), 'ENHANCEDSTATUSCODES', ...(s.dsn ? ['DSN'] : []), ...(tls.offered ? ['STARTTLS'] : []), ...(authNow ? ['AUTH PLAIN LOGIN'] : [])];
+  // Four variants per listener at most, and every session asks: built once each.
+  const key = `${authNow ? 'A' : ''}${tls.offered ? 'S' : ''}`;
+  let built = ehloReplies.get(s);
+  if (!built) ehloReplies.set(s, (built = new Map()));
+  let reply = built.get(key);
+  if (reply === undefined) built.set(key, (reply = buildEhloReply(s, authNow, tls.offered)));
+  return reply;
+}
+
+const ehloReplies = new WeakMap<SmtpSettings, Map<string, string>>();
+
+function buildEhloReply(s: SmtpSettings, authNow: boolean, starttls: boolean): string {
+  const lines = [s.hostname, 'PIPELINING', `SIZE ${s.maxMessageSize}`, '8BITMIME', ...(s.smtputf8 ? ['SMTPUTF8'] : []), 'ENHANCEDSTATUSCODES', ...(s.dsn ? ['DSN'] : []), ...(starttls ? ['STARTTLS'] : []), ...(authNow ? ['AUTH PLAIN LOGIN'] : [])];
   return lines.map((l, i) => `250${i === lines.length - 1 ? ' ' : '-'}${l}\r\n`).join('');
 }
 
