@@ -113,7 +113,7 @@ export class Session {
 
   /** Greets the client and runs the session to its end; never rejects. */
   start(): void {
-    if (this.deps.logger.isInfoEnabled()) this.log.info('connected', { local: `${unmapIPv4(this.client.localAddress ?? '?')}:${this.client.localPort}` });
+    if (this.log.isInfoEnabled()) this.log.info('connected', { local: `${unmapIPv4(this.client.localAddress ?? '?')}:${this.client.localPort}` });
     this.run().catch((err: unknown) => this.fail(err));
   }
 
@@ -147,7 +147,7 @@ export class Session {
       const credentialsAt = Date.now();
       this.tenant = undefined;
       this.log.with({ tenant: undefined, backend: undefined });
-      const route = this.deps.directory().resolve(login.name, module.name, this.localAddress, this.tls.sniTenant);
+      const route = this.deps.directory().resolve(login.name, module.name, this.localAddressOf, this.tls.sniTenant);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
         : { ok: false, reason: 'unknownTenant' };
@@ -347,7 +347,7 @@ export class Session {
       get peer() {
         return (peer ??= session.peer());
       },
-      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddress, this.tls.sniTenant)?.tenant.domain,
+      tenantOf: (name) => deps.directory().resolve(name, deps.module.name, this.localAddressOf, this.tls.sniTenant)?.tenant.domain,
       connect: (name, handshake) => this.connectRoute(name, handshake),
       tls: this.tls,
       startTls: () => this.startClientTls(clientChannel),
@@ -373,7 +373,7 @@ export class Session {
   private async connectRoute<T>(name: string, handshake: (backend: LineChannel, target: BackendTarget) => Promise<T>): Promise<BackendLink<T> | 'unknownTenant' | 'tempFailure'> {
     this.ensureOpen();
     this.disconnectBackend();
-    const route = this.deps.directory().resolve(name, this.deps.module.name, this.localAddress, this.tls.sniTenant);
+    const route = this.deps.directory().resolve(name, this.deps.module.name, this.localAddressOf, this.tls.sniTenant);
     if (!route) return 'unknownTenant';
     this.tenant = route.tenant.domain;
     this.log.with({ tenant: this.tenant, backend: undefined });
@@ -423,7 +423,7 @@ export class Session {
       parked.raw.on('close', this.onBackendClose);
       clearTimeout(this.loginTimer);
       this.log.with({ backend: `${backend.host}:${backend.port}`, source: sourceAddress });
-      if (this.deps.logger.isDebugEnabled()) this.log.debug('backend connection reused', { uses });
+      if (this.log.isDebugEnabled()) this.log.debug('backend connection reused', { uses });
       return { channel: parked.channel, tenant: domain, result: parked.result as T, reused: true };
     }
     return undefined;
@@ -525,6 +525,9 @@ export class Session {
   private get localAddress(): string | undefined {
     return this.peerOverride?.localAddress ?? this.client.localAddress;
   }
+
+  /** The same, read only when routing needs it (a login without a domain): it costs a system call. */
+  private readonly localAddressOf = (): string | undefined => this.localAddress;
 
   private peer(): Peer {
     if (this.peerOverride) return this.peerOverride;
