@@ -148,7 +148,7 @@ export class Session {
       const credentialsAt = Date.now();
       this.tenant = undefined;
       this.log.with({ tenant: undefined, backend: undefined });
-      const route = this.deps.directory().resolve(login.name, module.name, this.localAddress, this.tls.sniTenant);
+      const route = this.deps.directory().resolve(login.name, module.name, () => this.localAddress, this.tls.sniTenant);
       const result: Awaited<ReturnType<Session['loginToBackends']>> | { ok: false; reason: 'unknownTenant'; reply?: undefined } = route
         ? await this.loginToBackends(route, login, ctx)
         : { ok: false, reason: 'unknownTenant' };
