@@ -7,8 +7,10 @@
  *
  * Without --dist, the worktree's own dist/ (built when stale). Each session: connect → 220 →
  * USER → 331 → PASS → 230 → PWD → 257 → QUIT → 221 → close. Per run: sessions/s, the ratio to
- * the same round's direct run, Concierge's CPU µs per session (utime + stime from /proc), and
- * vsftpd's (its process tree, reaped per-session children included). CONCIERGE_NODE_FLAGS
+ * the same round's direct run, Concierge's CPU µs per session (utime + stime from /proc, and the
+ * kernel part), vsftpd's (its process tree, reaped per-session children included), the load
+ * generator's own, and the whole machine's busy time (other work on a shared machine and
+ * softirq time no process is charged for included). CONCIERGE_NODE_FLAGS
  * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p") is passed to every Concierge.
  */
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
@@ -95,7 +97,7 @@ async function main(): Promise<void> {
     const vsftpdMaster = vsftpdPid();
     const clis = dists.length === 0 ? [{ label: 'concierge', cli: cliPath }] : dists.map((d) => ({ label: path.basename(path.resolve(d)), cli: path.resolve(d, 'src', 'cli.js') }));
     for (const [i, c] of clis.entries()) targets.push(await startConcierge(c.label, c.cli, dir, vsftpPort, 23100 + i * 50));
-    type Run = { perS: number; ratio: number; proxyUs: number; proxySysUs: number; vsftpdUs: number; machineUs: number; errors: number };
+    type Run = { perS: number; ratio: number; proxyUs: number; proxySysUs: number; vsftpdUs: number; generatorUs: number; machineUs: number; errors: number };
     const runs = new Map<string, Run[]>(targets.map((t) => [t.label, []]));
     const rows: string[][] = [];
     for (let round = 0; round < ROUNDS; round++) {
@@ -105,6 +107,7 @@ async function main(): Promise<void> {
         const proxyBefore = t.child ? processCpuSeconds(t.child.pid) : undefined;
         const vsBefore = treeCpuSeconds(vsftpdMaster).total;
         const machineBefore = machineCpuSeconds().busy;
+        const generatorBefore = process.cpuUsage();
         const r = await ftpLoginLoad(t.endpoint, t.user, CONCURRENCY, DURATION_S);
         const perSession = (s: number) => (s * 1e6) / r.sessions;
         got.set(t.label, {
@@ -113,6 +116,10 @@ async function main(): Promise<void> {
           proxyUs: t.child ? perSession((processCpuSeconds(t.child.pid)?.total ?? NaN) - (proxyBefore?.total ?? NaN)) : NaN,
           proxySysUs: t.child ? perSession((processCpuSeconds(t.child.pid)?.sys ?? NaN) - (proxyBefore?.sys ?? NaN)) : NaN,
           vsftpdUs: perSession(treeCpuSeconds(vsftpdMaster).total - vsBefore),
+          generatorUs: (() => {
+            const g = process.cpuUsage(generatorBefore);
+            return perSession((g.user + g.system) / 1e6);
+          })(),
           machineUs: perSession(machineCpuSeconds().busy - machineBefore),
         });
         process.stderr.write(`round ${round + 1} ${t.label}: ${r.perS.toFixed(0)}/s, ${r.errors} errors\n`);
@@ -122,7 +129,7 @@ async function main(): Promise<void> {
         const g = got.get(t.label)!;
         const run = { ...g, ratio: g.perS / direct };
         runs.get(t.label)!.push(run);
-        rows.push([String(round + 1), t.label, fmt(run.perS), fmt(run.ratio, 2), fmt(run.proxyUs), fmt(run.proxySysUs), fmt(run.vsftpdUs), fmt(run.machineUs), String(run.errors)]);
+        rows.push([String(round + 1), t.label, fmt(run.perS), fmt(run.ratio, 2), fmt(run.proxyUs), fmt(run.proxySysUs), fmt(run.vsftpdUs), fmt(run.generatorUs), fmt(run.machineUs), String(run.errors)]);
       }
     }
     const m = machineInfo(repoRoot);
@@ -134,13 +141,13 @@ async function main(): Promise<void> {
       '',
       '## Per run',
       '',
-      table(['round', 'target', 'sessions/s', 'vs direct', 'proxy µs/session', 'of which kernel', 'vsftpd µs/session', 'machine busy µs/session', 'errors'], rows, 2),
+      table(['round', 'target', 'sessions/s', 'vs direct', 'proxy µs/session', 'of which kernel', 'vsftpd µs/session', 'generator µs/session', 'machine busy µs/session', 'errors'], rows, 2),
       '',
       '## Medians',
       '',
       table(
-        ['target', 'sessions/s', 'vs direct (per-round ratios)', 'proxy µs/session', 'of which kernel', 'vsftpd µs/session', 'machine busy µs/session'],
-        targets.map((t) => [t.label, fmt(col(t.label, 'perS')), fmt(col(t.label, 'ratio'), 2), fmt(col(t.label, 'proxyUs')), fmt(col(t.label, 'proxySysUs')), fmt(col(t.label, 'vsftpdUs')), fmt(col(t.label, 'machineUs'))]),
+        ['target', 'sessions/s', 'vs direct (per-round ratios)', 'proxy µs/session', 'of which kernel', 'vsftpd µs/session', 'generator µs/session', 'machine busy µs/session'],
+        targets.map((t) => [t.label, fmt(col(t.label, 'perS')), fmt(col(t.label, 'ratio'), 2), fmt(col(t.label, 'proxyUs')), fmt(col(t.label, 'proxySysUs')), fmt(col(t.label, 'vsftpdUs')), fmt(col(t.label, 'generatorUs')), fmt(col(t.label, 'machineUs'))]),
       ),
     ];
     process.stdout.write(`${out.join('\n')}\n`);
