@@ -266,7 +266,7 @@ export class Session {
     const { afterLogin } = this.deps.module;
     if (afterLogin) return this.relayControl(clientChannel, backend, login, afterLogin);
     const { client } = this;
-    client.write(backend.verdict.reply);
+    client.write(backend.verdict.reply, 'latin1'); // the backend's bytes, framed as latin1: passed on unchanged
     const fromBackend = backend.channel.release();
     const pipelined = clientChannel.release();
     if (fromBackend.length > 0) client.write(fromBackend);
@@ -292,7 +292,7 @@ export class Session {
    */
   private relayControl(clientChannel: LineChannel, backend: LoggedIn, login: LoginRequest, afterLogin: NonNullable<ProtocolModule['afterLogin']>): void {
     const { client, deps } = this;
-    client.write(backend.verdict.reply);
+    client.write(backend.verdict.reply, 'latin1'); // the backend's bytes, framed as latin1: passed on unchanged
     this.endLoginPhase();
     this.phase = 'spliced';
     this.controlRelayed = true;

@@ -55,8 +55,8 @@ class ControlRelay {
   private backendKnowsEpsv = true;
   private quitSent = false;
   private lastCode = 0;
-  /** The client's PBSZ / PROT, from before login on. */
-  private readonly protection: ProtectionState;
+  /** The client's PBSZ / PROT, from before login on (looked up when first needed: most sessions never do). */
+  private protectionState: ProtectionState | undefined;
   /** A TLS backend's own PROT level (RFC 4217: a server starts at C) and whether it has had its PBSZ. */
   private backendProt: 'C' | 'P' = 'C';
   private backendPbsz = false;
@@ -70,7 +70,6 @@ class ControlRelay {
     private readonly backend: LineReader,
     private readonly ctx: ControlContext,
   ) {
-    this.protection = protectionOf(ctx.tls);
     this.debug = ctx.log.isDebugEnabled();
   }
 
@@ -105,6 +104,10 @@ class ControlRelay {
     work().then(() => {
       if (!this.done) side.resume();
     }, this.fail);
+  }
+
+  private get protection(): ProtectionState {
+    return (this.protectionState ??= protectionOf(this.ctx.tls));
   }
 
   /** Which sides of the next data connection are TLS: each side's own PROT level. */
