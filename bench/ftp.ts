@@ -26,12 +26,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs, promisify } from 'node:util';
 import { TestCa } from '../test/support/certificates.js';
 import { DATA_PATH_ENV } from '../src/data-path.js';
 import { startVsftpd } from '../test/interop/vsftpd.js';
 import { spawnChild } from './lib/children.js';
+import { ftpLoginLoad, type FtpLoginLoadResult } from './lib/ftp-login-load.js';
 import { cliPath, ensureBuilt, repoRoot } from './lib/concierge.js';
 import { machineInfo } from './lib/machine.js';
 import { freePort, type Endpoint } from './lib/net-util.js';
@@ -77,53 +77,6 @@ async function retr(target: Endpoint, user: string, caFile?: string): Promise<{ 
   const { stdout } = await run('curl', ['-sS', '--max-time', '300', ...tlsArgs, '-o', '/dev/null', '-w', '%{size_download} %{speed_download}', '-u', `${user}:bench@bench.test`, `ftp://${target.host}:${target.port}/pub/big.bin`]);
   const [bytes, speed] = stdout.trim().split(' ').map(Number) as [number, number];
   return { bytes, mbps: speed / 1e6 };
-}
-
-/** Closed-loop FTP logins; returns sessions/s and errors. */
-function loginLoad(target: Endpoint, user: string): Promise<{ sessions: number; errors: number; perS: number; p50: number; p99: number }> {
-  const replies = ['220', '331', '230', '257', '221'];
-  const sends = [`USER ${user}\r\n`, 'PASS bench@bench.test\r\n', 'PWD\r\n', 'QUIT\r\n'];
-  const times: number[] = [];
-  let errors = 0;
-  const end = performance.now() + DURATION_S * 1000;
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const t0 = performance.now();
-      const s = net.connect({ host: target.host, port: target.port, noDelay: true });
-      let step = 0;
-      let buf = '';
-      let failed = false;
-      const fail = () => {
-        failed = true;
-        s.destroy();
-      };
-      s.on('error', fail);
-      s.on('data', (d: Buffer) => {
-        buf += d.toString('latin1');
-        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (/^\d{3}-/.test(line) || !/^\d{3}/.test(line)) continue; // inside a multi-line reply
-          if (!line.startsWith(replies[step]!)) return fail();
-          if (step < sends.length) s.write(sends[step]!);
-          step++;
-        }
-      });
-      s.on('close', () => {
-        if (failed || step !== replies.length) errors++;
-        else times.push(performance.now() - t0);
-        resolve();
-      });
-    });
-  const worker = async () => {
-    while (performance.now() < end) await one();
-  };
-  const started = performance.now();
-  return Promise.all(Array.from({ length: CONCURRENCY }, worker)).then(() => {
-    const elapsed = (performance.now() - started) / 1000;
-    const sorted = [...times].sort((a, b) => a - b);
-    return { sessions: times.length, errors, perS: times.length / elapsed, p50: sorted[sorted.length >> 1] ?? NaN, p99: sorted[Math.floor(sorted.length * 0.99)] ?? NaN };
-  });
 }
 
 async function main(): Promise<void> {
@@ -193,11 +146,11 @@ async function main(): Promise<void> {
       process.stdout.write(`${out.join('\n')}\n`);
       return;
     }
-    const logins: Record<string, Awaited<ReturnType<typeof loginLoad>>> = {};
+    const logins: Record<string, FtpLoginLoadResult> = {};
     let proxyCpuUs = NaN;
     for (const t of targets) {
       const before = processCpuSeconds(child.pid)?.total ?? NaN;
-      logins[t.label] = await loginLoad(t.endpoint, t.user);
+      logins[t.label] = await ftpLoginLoad(t.endpoint, t.user, CONCURRENCY, DURATION_S);
       if (t.label === 'concierge') proxyCpuUs = (((processCpuSeconds(child.pid)?.total ?? NaN) - before) * 1e6) / logins[t.label]!.sessions;
       process.stderr.write(`logins ${t.label}: ${logins[t.label]!.perS.toFixed(0)}/s, ${logins[t.label]!.errors} errors\n`);
     }

@@ -1,6 +1,7 @@
 import type { Backend, Limits, ListenerConfig } from '../src/config.js';
 import type { ReplyKind } from '../src/errors.js';
 import type { LineChannel } from '../src/line-channel.js';
+import type { LineReader } from '../src/line-reader.js';
 import type { SessionLog } from '../src/log.js';
 import type { Protocol } from '../src/tenants.js';
 
@@ -112,7 +113,7 @@ export interface DataProtection {
 export interface ControlContext {
   readonly limits: Limits;
   readonly log: SessionLog;
-  /** The control connection's client IP (IPv4-mapped addresses unmapped). */
+  /** The control connection's client IP (IPv4-mapped addresses unmapped); looked up when first read. */
   readonly clientAddress: string;
   /** How the listener wants data connections asked of the backend. */
   readonly backendDataMode: 'passive' | 'active';
@@ -229,10 +230,11 @@ export interface ProtocolModule {
   readonly closesAfterTempFailure?: boolean;
   /**
    * When present, called instead of the plain splice once the login succeeded and the verdict
-   * was written: the module relays the control channel itself (both channels still framed,
-   * pipelined bytes still buffered in them) until it resolves or throws.
+   * was written: the module relays the control channel itself (both sides still framed, by
+   * callback-driven readers that start with the bytes the login left unread, pipelined commands
+   * included) until it resolves or throws.
    */
-  afterLogin?(client: LineChannel, backend: LineChannel, ctx: ControlContext): Promise<ControlOutcome>;
+  afterLogin?(client: LineReader, backend: LineReader, ctx: ControlContext): Promise<ControlOutcome>;
   /**
    * When present, the module runs the whole session instead of readLogin / replayLogin: it greets,
    * routes each transaction through `ctx.connect`, and resolves (or throws) when the session ends.

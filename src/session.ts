@@ -5,6 +5,7 @@ import { DataPlane } from './data-channel.js';
 import { type Dial, dialBackend } from './dial.js';
 import { BackendError, ClientGoneError, ConciergeError, type ReplyKind } from './errors.js';
 import { LineChannel } from './line-channel.js';
+import { LineReader } from './line-reader.js';
 import { encodeProxyHeader } from './proxy-protocol.js';
 import { SessionLog } from './log.js';
 import { ReadHook } from './read-hook.js';
@@ -66,7 +67,9 @@ export class Session {
   private openSockets = 1;
   /** A spliced session's relay (POP3, SMTP submission): closed when both its sockets have closed. */
   private splice: Splice | undefined;
-  /** Data connections of a protocol-aware control relay (FTP), closed with the session. */
+  /** A protocol-aware control relay (FTP) runs: it ends with its backend, whatever ended it. */
+  private controlRelayed = false;
+  /** That relay's data connections (from its first data command on), closed with the session. */
   private dataPlane: DataPlane | undefined;
   private outcome: SessionOutcome | undefined;
   /** A routing module's context (SMTP mx), and whether a shutdown asked it to end. */
@@ -265,7 +268,7 @@ export class Session {
     const { afterLogin } = this.deps.module;
     if (afterLogin) return this.relayControl(clientChannel, backend, login, afterLogin);
     const { client } = this;
-    client.write(backend.verdict.reply);
+    client.write(backend.verdict.reply, 'latin1'); // the backend's bytes, framed as latin1: passed on unchanged
     const fromBackend = backend.channel.release();
     const pipelined = clientChannel.release();
     if (fromBackend.length > 0) client.write(fromBackend);
@@ -287,41 +290,59 @@ export class Session {
 
   /**
    * For protocols whose control channel stays protocol-aware after login (FTP): the module's hook
-   * relays it, both channels still framed; the core lends it data links and keeps time.
+   * relays it, both sides framed by callback-driven readers; the core lends it data links and keeps time.
    */
   private relayControl(clientChannel: LineChannel, backend: LoggedIn, login: LoginRequest, afterLogin: NonNullable<ProtocolModule['afterLogin']>): void {
     const { client, deps } = this;
-    client.write(backend.verdict.reply);
+    client.write(backend.verdict.reply, 'latin1'); // the backend's bytes, framed as latin1: passed on unchanged
     this.endLoginPhase();
     this.phase = 'spliced';
+    this.controlRelayed = true;
     this.log.info('login ok', { user: login.name, method: login.method, pipelined: clientChannel.buffered });
     this.clearPenalty();
     if (this.tenant !== undefined) this.deps.events?.loginOk(this.tenant);
-    const clientTls = this.tls.forData;
-    const data = new DataPlane({ client, clientAddress: this.peer().clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log, clientTls, backendTls: backend.tls?.options });
-    this.dataPlane = data;
-    this.openSockets++;
-    void data.closed.then(() => this.socketClosed());
     // The control channel is quiet during a transfer: the idle timer only counts while no data link is open.
     client.on('timeout', () => {
-      if (data.busy) client.setTimeout(deps.limits.idleTimeoutMs);
+      if (this.dataPlane?.busy) client.setTimeout(deps.limits.idleTimeoutMs);
       else this.close('idle timeout', 'timeout');
     });
     client.setTimeout(deps.limits.idleTimeoutMs);
+    const session = this;
     const ctx: ControlContext = {
       limits: deps.limits,
       log: this.log,
-      clientAddress: this.peer().clientAddress,
+      // A system call most sessions never need (only PORT / EPRT checks and data links read it).
+      get clientAddress() {
+        return session.clientAddress;
+      },
       backendDataMode: deps.data?.backendDataMode ?? 'passive',
       tls: this.tls,
       backendTls: backend.tls !== undefined,
-      openDataLink: (protection) => data.open(protection),
+      openDataLink: (protection) => this.openDataPlane(backend).open(protection),
       countError: (why) => this.countError(why),
     };
-    afterLogin(clientChannel, backend.channel, ctx).then(
+    const clientLines = LineReader.takeOver(clientChannel, deps.limits.maxLineLength ?? deps.module.maxLineLength);
+    const backendLines = LineReader.takeOver(backend.channel, BACKEND_MAX_LINE, backend.hook);
+    afterLogin(clientLines, backendLines, ctx).then(
       (outcome) => this.close(outcome.reason, outcome.goodbye, true),
       (err: unknown) => this.fail(err),
     );
+  }
+
+  /** The session's data connections, set up at the first PASV / EPSV / PORT / EPRT: most sessions make none. */
+  private openDataPlane(backend: LoggedIn): DataPlane {
+    if (this.dataPlane) return this.dataPlane;
+    const { client, deps } = this;
+    const data = new DataPlane({ client, clientAddress: this.clientAddress, backend: backend.socket, ports: deps.data?.ports, passiveAddress: deps.data?.passiveAddress, limits: deps.limits, log: this.log, clientTls: this.tls.forData, backendTls: backend.tls?.options });
+    this.dataPlane = data;
+    this.openSockets++;
+    void data.closed.then(() => this.socketClosed());
+    return data;
+  }
+
+  /** The client's IP: the balancer's view when a PROXY header named it. */
+  private get clientAddress(): string {
+    return this.peerOverride ? this.peerOverride.clientAddress : unmapIPv4(this.client.remoteAddress ?? '');
   }
 
   /**
@@ -620,9 +641,9 @@ export class Session {
     }
     const goodbye = reply ?? (kind ? this.deps.module.reply(kind) : undefined);
     if (!wasSpliced) this.dropBackend();
-    if (this.dataPlane) {
+    if (this.controlRelayed) {
       // A protocol-aware relay ends here whatever ended it: its data links and its backend go now.
-      this.dataPlane.close();
+      this.dataPlane?.close();
       this.backend?.destroy();
     }
     const { client } = this;

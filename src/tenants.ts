@@ -33,16 +33,16 @@ export class TenantDirectory {
   /**
    * Resolves `loginName` (e.g. `alice@a.example`, or `alice` dialled on a tenant's local address).
    * Undefined when no tenant hosts it or the tenant has no backend for the protocol:
-   * callers must answer that exactly like a wrong password.
+   * callers must answer that exactly like a wrong password. `localAddress` may be a function,
+   * called only for a login without a domain (reading a socket's local address is a system call).
    */
-  /** `localAddress` may be a function: a session reads its socket's address (a system call) only when the login has no domain. */
   resolve(loginName: string, protocol: Protocol, localAddress?: string | (() => string | undefined), sniTenant?: string): Route | undefined {
     const decision = this.explain(loginName, protocol, localAddress, sniTenant);
     return 'route' in decision ? decision.route : undefined;
   }
 
   /** The routing decision with the reason when there is no route (for `concierge route` and logs). */
-  explain(loginName: string, protocol: Protocol, localAddressOrGetter?: string | (() => string | undefined), sniTenant?: string): { route: Route } | { reason: string } {
+  explain(loginName: string, protocol: Protocol, localAddressOf?: string | (() => string | undefined), sniTenant?: string): { route: Route } | { reason: string } {
     const name = parseLogin(loginName, this.separators);
     if (!name) return { reason: 'not a valid login name' };
     let tenant: TenantConfig | undefined;
@@ -57,7 +57,7 @@ export class TenantDirectory {
       tenant = this.byName.get(sniTenant)!.tenant;
       matchedBy = 'sni';
     } else {
-      const localAddress = typeof localAddressOrGetter === 'function' ? localAddressOrGetter() : localAddressOrGetter;
+      const localAddress = typeof localAddressOf === 'function' ? localAddressOf() : localAddressOf;
       tenant = localAddress === undefined ? undefined : this.byLocalAddress.get(unmapIPv4(localAddress));
       if (!tenant) return { reason: `no domain in the login and no tenant has the local address ${localAddress ?? '(none given)'}` };
       matchedBy = 'localAddress';

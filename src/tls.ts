@@ -45,8 +45,8 @@ export class TlsStore {
   /** Tenant names (domains and aliases) → their context. */
   private readonly byName = new Map<string, { context: tls.SecureContext; tenant: string }>();
   private readonly backends = new WeakMap<Backend, BackendTlsOptions>();
-  /** forListener's answer per listener object: asked once per session, the key is a JSON text. */
-  private readonly byListener = new WeakMap<ListenerConfig, ListenerTls | null>();
+  /** forListener's answers by config object: it is asked at every session, and listenerKey costs a JSON.stringify. */
+  private readonly byListener = new WeakMap<ListenerConfig, { view: ListenerTls | undefined }>();
 
   private constructor() {}
 
@@ -111,9 +111,9 @@ export class TlsStore {
 
   /** The TLS of a listener with these settings, or undefined for a plaintext listener. */
   forListener(listener: ListenerConfig): ListenerTls | undefined {
-    let found = this.byListener.get(listener);
-    if (found === undefined) this.byListener.set(listener, (found = this.listeners.get(listenerKey(listener)) ?? null));
-    return found ?? undefined;
+    let known = this.byListener.get(listener);
+    if (!known) this.byListener.set(listener, (known = { view: this.listeners.get(listenerKey(listener)) }));
+    return known.view;
   }
 
   /** How to speak TLS to `backend`, or undefined for a plaintext one. */

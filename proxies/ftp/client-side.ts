@@ -92,14 +92,14 @@ const auth: Handler = async (arg, client, ctx, d) => {
 };
 
 const pbsz: Handler = (arg, client, ctx, d) => {
-  const reply = answerPbsz(arg, ctx.tls, protectionOf(client));
+  const reply = answerPbsz(arg, ctx.tls, protectionOf(ctx.tls));
   if (reply.error) ctx.reject('syntax', reply.error, reply.text);
   else client.write(reply.text);
   return stay(d);
 };
 
 const prot: Handler = (arg, client, ctx, d) => {
-  const state = protectionOf(client);
+  const state = protectionOf(ctx.tls);
   const reply = answerProt(arg, ctx.tls, state);
   if (reply.level) state.prot = reply.level;
   if (reply.error) ctx.reject('syntax', reply.error, reply.text);

@@ -1,10 +1,11 @@
-import { BackendError } from '../../src/errors.js';
-import type { LineChannel } from '../../src/line-channel.js';
+import { BackendError, ClientGoneError } from '../../src/errors.js';
+import type { LineEvent } from '../../src/line-channel.js';
+import type { LineReader } from '../../src/line-reader.js';
 import { redactCommand } from '../../src/log.js';
 import type { ControlContext, ControlOutcome, DataLink, DataProtection } from '../types.js';
 import { formatHostPort, parseEprt, parseEpsvReply, parseHostPort, parsePasvReply } from './addresses.js';
 import { answerPbsz, answerProt, PROT_P_REQUIRED, protectionOf, type ProtectionState } from './protection.js';
-import { type FtpReply, ReplyFramer, ftpReplies, readReply } from './replies.js';
+import { type FtpReply, ReplyFramer, ftpReplies } from './replies.js';
 
 /** Commands that move a file or a listing over the data connection (RFC 959 §4.1.3, RFC 3659 MLSD). */
 const TRANSFER_VERBS = new Set(['RETR', 'STOR', 'STOU', 'APPE', 'LIST', 'NLST', 'MLSD']);
@@ -27,6 +28,9 @@ type Pending =
   | { readonly kind: 'internal'; readonly resolve: (reply: FtpReply) => void }
   | { readonly kind: 'local'; readonly text: string };
 
+/** A plain command's reply goes to the client: one object for all of them. */
+const FORWARD: Pending = { kind: 'forward' };
+
 /** Telnet IP / Synch (IAC IP, IAC DM) that clients may put before ABOR (RFC 959 §4.1.3). */
 const TELNET_PREFIX = /^(?:\xff[\xf0-\xfe])+/;
 
@@ -35,6 +39,11 @@ const TELNET_PREFIX = /^(?:\xff[\xf0-\xfe])+/;
  * set up data connections: PASV / EPSV / PORT / EPRT are answered by Concierge with its own
  * endpoints and turned into the backend request `backendDataMode` asks for; third-party PORT is
  * refused; a transfer's 2xx is held until the data has reached the client.
+ *
+ * Driven by callbacks, line by line: most commands and replies pass straight through, with no
+ * promise per line. A command or reply that needs an asynchronous step (a data connection set up,
+ * a transfer's data to wait for) holds its side's lines until the step is done, so both sides
+ * stay in order.
  */
 class ControlRelay {
   private readonly pending: Pending[] = [];
@@ -46,22 +55,59 @@ class ControlRelay {
   private backendKnowsEpsv = true;
   private quitSent = false;
   private lastCode = 0;
-  /** The client's PBSZ / PROT, from before login on. */
-  private readonly protection: ProtectionState;
+  /** The client's PBSZ / PROT, from before login on (looked up when first needed: most sessions never do). */
+  private protectionState: ProtectionState | undefined;
   /** A TLS backend's own PROT level (RFC 4217: a server starts at C) and whether it has had its PBSZ. */
   private backendProt: 'C' | 'P' = 'C';
   private backendPbsz = false;
+  private readonly debug: boolean;
+  private done = false;
+  private settle!: { resolve: (outcome: ControlOutcome) => void; reject: (err: unknown) => void };
+  private readonly outcome = new Promise<ControlOutcome>((resolve, reject) => (this.settle = { resolve, reject }));
 
   constructor(
-    private readonly client: LineChannel,
-    private readonly backend: LineChannel,
+    private readonly client: LineReader,
+    private readonly backend: LineReader,
     private readonly ctx: ControlContext,
   ) {
-    this.protection = protectionOf(client);
+    this.debug = ctx.log.isDebugEnabled();
   }
 
   run(): Promise<ControlOutcome> {
-    return Promise.race([this.readCommands(), this.readReplies()]);
+    this.backend.start({ line: this.onReplyLine, end: this.onBackendEnd });
+    const mirror = this.ctx.backendTls && this.protection.prot !== this.backendProt;
+    this.client.start({ line: this.onCommand, end: this.onClientEnd }, mirror);
+    if (mirror) {
+      this.step(this.client, async () => {
+        const refused = await this.mirrorProt(this.protection.prot);
+        if (refused) this.ctx.log.warn('backend refused the client’s PROT', { code: refused.code });
+      });
+    }
+    return this.outcome;
+  }
+
+  /** The relay's end: the readers stop, and the session closes with `outcome` (or fails with `err`). */
+  private finish(outcome: ControlOutcome | undefined, err?: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.client.detach();
+    this.backend.detach();
+    if (outcome) this.settle.resolve(outcome);
+    else this.settle.reject(err);
+  }
+
+  private readonly fail = (err: unknown): void => this.finish(undefined, err);
+
+  /** Runs an asynchronous step with `side`'s lines held; they flow again when it is done. */
+  private step(side: LineReader, work: () => Promise<void>): void {
+    side.hold();
+    work().then(() => {
+      if (!this.done) side.resume();
+    }, this.fail);
+  }
+
+  private get protection(): ProtectionState {
+    return (this.protectionState ??= protectionOf(this.ctx.tls));
   }
 
   /** Which sides of the next data connection are TLS: each side's own PROT level. */
@@ -86,79 +132,100 @@ class ControlRelay {
     return undefined;
   }
 
-  private async readCommands(): Promise<never> {
-    const refused = await this.mirrorProt(this.protection.prot);
-    if (refused) this.ctx.log.warn('backend refused the client’s PROT', { code: refused.code });
-    const debug = this.ctx.log.isDebugEnabled();
-    for (;;) {
-      const event = await this.client.next();
-      if (event.kind !== 'line') {
-        this.ctx.countError(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line');
-        this.answer(event.kind === 'tooLong' ? ftpReplies.lineTooLong : ftpReplies.syntax);
-        continue;
-      }
-      const line = event.line.replace(TELNET_PREFIX, '');
-      if (debug) this.ctx.log.debug('client command', { line: redactCommand(line) });
-      const space = line.indexOf(' ');
-      const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
-      const arg = space < 0 ? '' : line.slice(space + 1).trim();
-      if (verb === 'PASV' || verb === 'EPSV') await this.passive(verb, arg);
-      else if (verb === 'PORT' || verb === 'EPRT') await this.active(verb, arg);
-      else if (TRANSFER_VERBS.has(verb)) this.transfer(line);
-      else if (verb === 'PBSZ' || verb === 'PROT' || verb === 'AUTH' || verb === 'CCC') await this.security(verb, arg);
-      else {
-        if (verb === 'ABOR') this.abortTransfers();
-        if (verb === 'QUIT') this.quitSent = true;
-        this.forward(line);
-      }
+  private readonly onCommand = (event: LineEvent): void => {
+    if (this.done) return;
+    try {
+      this.command(event);
+    } catch (err) {
+      this.fail(err); // too many errors
+    }
+  };
+
+  private command(event: LineEvent): void {
+    if (event.kind !== 'line') {
+      this.ctx.countError(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line');
+      return this.answer(event.kind === 'tooLong' ? ftpReplies.lineTooLong : ftpReplies.syntax);
+    }
+    const line = event.line.charCodeAt(0) === 0xff ? event.line.replace(TELNET_PREFIX, '') : event.line;
+    if (this.debug) this.ctx.log.debug('client command', { line: redactCommand(line) });
+    const space = line.indexOf(' ');
+    const verb = (space < 0 ? line : line.slice(0, space)).toUpperCase();
+    const arg = space < 0 ? '' : line.slice(space + 1).trim();
+    if (verb === 'PASV' || verb === 'EPSV') this.step(this.client, () => this.passive(verb, arg));
+    else if (verb === 'PORT' || verb === 'EPRT') this.step(this.client, () => this.active(verb, arg));
+    else if (TRANSFER_VERBS.has(verb)) this.transfer(line);
+    else if (verb === 'PBSZ' || verb === 'PROT' || verb === 'AUTH' || verb === 'CCC') this.step(this.client, () => this.security(verb, arg));
+    else {
+      if (verb === 'ABOR') this.abortTransfers();
+      if (verb === 'QUIT') this.quitSent = true;
+      this.forward(line);
     }
   }
 
-  private async readReplies(): Promise<ControlOutcome> {
-    for (;;) {
-      let reply: FtpReply;
-      try {
-        reply = await readReply(this.backend, this.framer);
-      } catch (err) {
-        if (!(err instanceof BackendError) || err.code !== 'BACKEND_CLOSED') throw err;
-        if (this.quitSent) return { reason: 'quit' };
-        // A backend that said 421 has already told the client it is closing.
-        return this.lastCode === 421 ? { reason: 'backend closed' } : { reason: 'backend closed', goodbye: 'tempFailure' };
-      }
+  /** The client hung up (or reset): the session ends at once, as when it leaves mid-command. */
+  private readonly onClientEnd = (error?: Error): void => {
+    if (this.done) return;
+    this.fail(new ClientGoneError(error ? 'CLIENT_ERROR' : 'CLIENT_CLOSED', error ? `client connection error: ${(error as NodeJS.ErrnoException).code ?? error.message}` : 'client closed the connection', error ? { cause: error } : undefined));
+  };
+
+  private readonly onReplyLine = (event: LineEvent): void => {
+    if (this.done) return;
+    try {
+      if (event.kind !== 'line') throw new BackendError('BACKEND_PROTOCOL', event.kind === 'tooLong' ? 'reply line too long' : 'NUL or CR inside a reply line');
+      const reply = this.framer.push(event.line);
+      if (!reply) return;
       this.lastCode = reply.code;
-      await this.dispatch(reply);
+      this.dispatch(reply);
+    } catch (err) {
+      this.fail(err);
     }
-  }
+  };
+
+  private readonly onBackendEnd = (): void => {
+    if (this.done) return;
+    if (this.quitSent) return this.finish({ reason: 'quit' });
+    // A backend that said 421 has already told the client it is closing.
+    this.finish(this.lastCode === 421 ? { reason: 'backend closed' } : { reason: 'backend closed', goodbye: 'tempFailure' });
+  };
 
   /** Gives a backend reply to whatever it answers: the client, a held transfer, or Concierge itself. */
-  private async dispatch(reply: FtpReply): Promise<void> {
+  private dispatch(reply: FtpReply): void {
     const head = this.pending[0];
-    if (!head || head.kind === 'local') return void this.client.write(reply.text); // unsolicited (e.g. 421 before a close)
+    if (!head || head.kind === 'local') return this.client.write(reply.text); // unsolicited (e.g. 421 before a close)
     if (reply.code < 200) {
       if (head.kind !== 'forward') return; // a mark on a request of our own: nothing for the client
       if (head.transfer) head.transfer.started = true;
-      return void this.client.write(reply.text);
+      return this.client.write(reply.text);
     }
     this.pending.shift();
     if (head.kind === 'internal') head.resolve(reply);
-    else if (head.transfer) await this.finishTransfer(head.transfer, reply);
-    else this.client.write(reply.text);
+    else if (head.transfer) {
+      const t = head.transfer;
+      // The replies after this one wait until the transfer is settled: they stay in order.
+      if (t.link && t.started && reply.code < 300) return this.step(this.backend, () => this.finishTransfer(t, t.link!, reply));
+      this.endTransfer(t, reply.text);
+    } else this.client.write(reply.text);
+    this.flushLocal();
+  }
+
+  /** Concierge's own replies queued behind the backend's. */
+  private flushLocal(): void {
     while (this.pending[0]?.kind === 'local') this.client.write((this.pending.shift() as { text: string }).text);
   }
 
   /**
-   * A transfer's final reply. A 2xx after a 1xx waits until the backend's EOF has reached the
-   * client and is flushed, so the client never takes a truncated file for a whole one.
+   * A started transfer's 2xx waits until the backend's EOF has reached the client and is
+   * flushed, so the client never takes a truncated file for a whole one.
    */
-  private async finishTransfer(t: Transfer, reply: FtpReply): Promise<void> {
-    let text = reply.text;
-    if (t.link && t.started && reply.code < 300) {
-      const outcome = await t.link.settled();
-      if (outcome !== 'complete') {
-        this.ctx.log.info('transfer incomplete', { code: reply.code });
-        text = TRANSFER_ABORTED;
-      }
-    }
+  private async finishTransfer(t: Transfer, link: DataLink, reply: FtpReply): Promise<void> {
+    const outcome = await link.settled();
+    if (outcome !== 'complete') this.ctx.log.info('transfer incomplete', { code: reply.code });
+    if (this.done) return;
+    this.endTransfer(t, outcome === 'complete' ? reply.text : TRANSFER_ABORTED);
+    this.flushLocal();
+  }
+
+  private endTransfer(t: Transfer, text: string): void {
     if (t.link) {
       t.link.close();
       this.transfers.delete(t.link);
@@ -174,7 +241,7 @@ class ControlRelay {
 
   private forward(line: string): void {
     this.backend.writeLine(line);
-    this.pending.push({ kind: 'forward' });
+    this.pending.push(FORWARD);
   }
 
   /**
@@ -337,6 +404,6 @@ class ControlRelay {
 }
 
 /** The FTP module's post-login hook: relays the control channel until either side ends it. */
-export function relayFtpControl(client: LineChannel, backend: LineChannel, ctx: ControlContext): Promise<ControlOutcome> {
+export function relayFtpControl(client: LineReader, backend: LineReader, ctx: ControlContext): Promise<ControlOutcome> {
   return new ControlRelay(client, backend, ctx).run();
 }

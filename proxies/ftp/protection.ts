@@ -1,10 +1,9 @@
-import type { LineChannel } from '../../src/line-channel.js';
 import type { ClientTls } from '../types.js';
 
 /**
  * RFC 4217 §8–9: the data channel protection a client has asked for. PBSZ comes after AUTH TLS,
  * PROT after PBSZ; both may come before or after login, so the state lives with the session's
- * client channel, which the login dialogue and the control relay share.
+ * client TLS, which the login dialogue and the control relay share.
  */
 export interface ProtectionState {
   pbsz: boolean;
@@ -12,14 +11,14 @@ export interface ProtectionState {
   prot: 'C' | 'P';
 }
 
-const states = new WeakMap<LineChannel, ProtectionState>();
+const states = new WeakMap<ClientTls, ProtectionState>();
 
-/** The protection state of the session whose client channel this is. */
-export function protectionOf(client: LineChannel): ProtectionState {
-  let state = states.get(client);
+/** The protection state of the session whose client TLS this is. */
+export function protectionOf(tls: ClientTls): ProtectionState {
+  let state = states.get(tls);
   if (!state) {
     state = { pbsz: false, prot: 'C' };
-    states.set(client, state);
+    states.set(tls, state);
   }
   return state;
 }

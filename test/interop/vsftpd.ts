@@ -5,7 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-export const VSFTPD = '/usr/sbin/vsftpd';
+/** VSFTPD overrides it: a private copy (`dpkg-deb -x` of the package) where the system one is not installed. */
+export const VSFTPD = process.env.VSFTPD ?? '/usr/sbin/vsftpd';
 /** Source of the readiness probes, so a test can tell them from real clients in vsftpd's log. */
 export const PROBE_ADDRESS = '127.0.0.99';
 
