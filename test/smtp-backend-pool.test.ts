@@ -97,6 +97,16 @@ describe('SMTP mx: backend connections kept between client sessions (backendPool
     });
   });
 
+  test('a reload closes parked connections (backends may have changed); the next session dials afresh', () =>
+    withTenants({}, async (env) => {
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      await env.concierge.reloadTenants(env.config);
+      await env.a.waitForClosed(1);
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      await env.a.waitForMessages(2);
+      assert.equal(env.a.connections.length, 2);
+    }));
+
   test('shutdown closes parked connections', async () => {
     const env = await startSmtpTenants({});
     try {

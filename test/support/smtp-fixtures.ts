@@ -1,4 +1,4 @@
-import { parseConfig } from '../../src/config.js';
+import { type Config, parseConfig } from '../../src/config.js';
 import { startConcierge, type Concierge } from '../../src/concierge.js';
 import { captureLogs } from './logs.js';
 import { SmtpBackend } from './smtp-backend.js';
@@ -9,6 +9,8 @@ export const PASSWORD_B = 'pw-of-alice-at-b';
 /** Two tenants with smtp-server backends; `listener` patches the smtp listener, `backendOptions` each tenant's backend entry. */
 export interface SmtpEnv {
   readonly concierge: Concierge;
+  /** The config it started with (for reloads). */
+  readonly config: Config;
   readonly port: number;
   readonly a: SmtpBackend;
   readonly b: SmtpBackend;
@@ -53,6 +55,7 @@ export async function startSmtpTenants(options: {
   const concierge = await startConcierge(config, { logger: logs.logger });
   return {
     concierge,
+    config,
     port: concierge.listeners[0]!.address().port,
     a,
     b,
