@@ -69,6 +69,8 @@ export class Listener {
     this.admission = new Admission(deps.limits);
     this.balancers = config.proxyProtocol && blockListOf(config.proxyProtocol.trusted);
     this.backendPool = poolFor(config);
+    const pool = this.backendPool;
+    if (pool) deps.metrics.watchBackendPool(() => pool.size);
     this.data = this.passivePorts && { ports: this.passivePorts, passiveAddress: config.passiveAddress, backendDataMode: config.backendDataMode ?? 'passive' };
     this.sessionDeps = {
       module: deps.module,

@@ -77,6 +77,18 @@ export class Metrics {
   private readonly loginsFailed = this.counter('concierge_logins_failed_total', 'Logins refused, by reason (authFailed, inUse, tempFailure, unknownTenant); tenant "" when no configured tenant matched.', ['tenant', 'protocol', 'reason']);
   private readonly backendFailures = this.counter('concierge_backend_failures_total', 'Backends that could not be reached or broke the login dialogue, by error code.', ['tenant', 'protocol', 'code']);
   private readonly tenantRefusals = this.counter('concierge_tenant_refusals_total', 'Logins refused by a limit of their tenant (maxConnections) before any backend was dialled.', ['tenant', 'protocol', 'limit']);
+  private readonly backendReuses = this.counter('concierge_backend_reuses_total', 'Sessions that took an idle backend connection from their listener\'s pool instead of dialling (SMTP mx backendPool).', ['listener', 'protocol']);
+  /** Listener name → how many idle connections its pool holds now (read at each scrape). */
+  private readonly pools = new Map<string, { protocol: string; size: () => number }>();
+  private readonly idleBackends = new Gauge({
+    name: 'concierge_backend_idle_connections',
+    help: 'Idle backend connections kept for later sessions, per listener (SMTP mx backendPool).',
+    labelNames: ['listener', 'protocol'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [listener, pool] of this.pools) this.idleBackends.set({ listener, protocol: pool.protocol }, pool.size());
+    },
+  });
   private readonly tlsHandshakes = this.counter('concierge_tls_handshakes_total', 'Client TLS handshakes (implicit or after STARTTLS), per listener, by outcome: the TLS version, or "failed".', ['listener', 'protocol', 'outcome']);
   private readonly bytesUp = this.counter('concierge_client_to_backend_bytes_total', 'Bytes read from clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
   private readonly bytesDown = this.counter('concierge_backend_to_client_bytes_total', 'Bytes written to clients (FTP data connections included), counted when a session closes.', ['tenant', 'protocol']);
@@ -162,6 +174,7 @@ export class Metrics {
       }
       return series;
     };
+    let reuses: Tally | undefined;
     const refusals = new Map<RefusalLimit, Child>();
     const unknownFailed = new Map<string, Child>();
     const handshakes = new Map<string, Child>();
@@ -190,6 +203,8 @@ export class Metrics {
         if (!child) byCode.set(code, (child = this.backendFailures.labels({ tenant: this.labelOf(tenant), protocol, code })));
         child.inc();
       },
+      backendReused: () => (reuses ??= this.tally(this.backendReuses.labels({ listener, protocol }))).inc(),
+      watchBackendPool: (size) => void this.pools.set(listener, { protocol, size }),
       tlsHandshake: (outcome) => {
         let child = handshakes.get(outcome);
         if (!child) handshakes.set(outcome, (child = this.tlsHandshakes.labels({ listener, protocol, outcome })));
@@ -224,6 +239,10 @@ export interface ListenerMetrics {
   backendFailed(tenant: string, code: string): void;
   tenantRefused(tenant: string, limit: 'maxConnections'): void;
   tlsHandshake(outcome: string): void;
+  /** A session took an idle backend connection from the listener's pool. */
+  backendReused(): void;
+  /** The listener keeps a backend pool: its idle count is read at each scrape. */
+  watchBackendPool(size: () => number): void;
   /** Adds a closed session's bytes to its tenant, or to each tenant it served its share (sessions that reached no tenant add nothing). */
   sessionDone(outcome: SessionOutcome): void;
 }

@@ -52,6 +52,8 @@ export interface SessionEvents {
   tenantRefused?(tenant: string, limit: 'maxConnections'): void;
   /** A client TLS handshake ended: its protocol version ("TLSv1.3"), or "failed". */
   tlsHandshake?(outcome: string): void;
+  /** A session took an idle backend connection from the listener's pool instead of dialling. */
+  backendReused?(): void;
 }
 
 /** How a session ended, for counters and tests. */

@@ -444,6 +444,7 @@ export class Session {
       parked.raw.on('close', this.onBackendClose);
       clearTimeout(this.loginTimer);
       this.log.with({ backend: `${backend.host}:${backend.port}`, source: sourceAddress });
+      this.deps.events?.backendReused?.();
       if (this.log.isDebugEnabled()) this.log.debug('backend connection reused', { uses });
       return { channel: parked.channel, tenant: domain, result: parked.result as T, reused: true };
     }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { sampleValue } from './support/prometheus.js';
 import { greeted, say } from './support/smtp-dialog.js';
 import { startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
 
@@ -37,6 +38,9 @@ describe('SMTP mx: backend connections kept between client sessions (backendPool
       assert.equal(new Set(env.a.messages.map((m) => m.session.id)).size, 1);
       assert.ok(env.a.messages.every((m) => m.session.remoteAddress === '127.0.0.2' && m.session.helo === 'mx.concierge.test'));
       assert.equal(env.a.closed, 0, 'the connection stays open between sessions');
+      const text = await env.concierge.metrics.text();
+      assert.equal(sampleValue(text, 'concierge_backend_reuses_total', { protocol: 'smtp' }), 2);
+      assert.equal(sampleValue(text, 'concierge_backend_idle_connections', { protocol: 'smtp' }), 1);
     }));
 
   test('two tenants on one backend server never share a connection', () =>
