@@ -146,8 +146,9 @@ describe('SMTP interop: Concierge (mx) in front of Postfix, swaks as the client'
     assert.equal(r.code, 0, r.output);
     assert.match(r.output, /<\*\*\s+451 4\.5\.3 /);
     await postfix.waitForLog(/postfix\/virtual\[\d+\]: .* status=sent/, 3);
-    // Only a.example's backend connection was made: b.example's recipient never reached Postfix.
-    assert.deepEqual((await connects()).slice(2), ['unknown[127.0.0.2]']);
+    // b.example's recipient never reached Postfix: nothing came from 127.0.0.3 since. a.example's
+    // transaction took the connection the first test left in the pool, or (past idleTimeoutMs) a new one.
+    assert.ok((await connects()).slice(2).every((c) => c === 'unknown[127.0.0.2]'), (await connects()).join(', '));
     assert.equal((await postfix.deliveredMessages('alice@a.example')).length, 2);
     assert.equal((await postfix.deliveredMessages('alice@b.example')).length, 1);
   });
