@@ -156,17 +156,17 @@ export class LineChannel {
    * The next line. Rejects with ClientGoneError / BackendError when the peer goes away,
    * or BackendError BACKEND_TIMEOUT when `timeoutMs` passes first.
    */
-  async next(options: { timeoutMs?: number; maxLineLength?: number } = {}): Promise<LineEvent> {
-    const limit = options.maxLineLength ?? this.maxLineLength;
+  async next(options?: { timeoutMs?: number; maxLineLength?: number }): Promise<LineEvent> {
+    const limit = options?.maxLineLength ?? this.maxLineLength;
     for (;;) {
       const event = this.take(limit);
       if (event) return event;
       if (this.ended) throw this.closedError();
       if (this.timedOut) {
         this.timedOut = false;
-        throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options.timeoutMs} ms`);
+        throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options?.timeoutMs} ms`);
       }
-      if (options.timeoutMs !== undefined) this.armTimer(options.timeoutMs);
+      if (options?.timeoutMs !== undefined) this.armTimer(options.timeoutMs);
       await new Promise<void>((resolve) => (this.wake = resolve));
       this.waiting = false;
     }

@@ -49,7 +49,7 @@ export class ReadHook {
       }
       // The shared buffer is read into by the next socket: its bytes are copied out now.
       const shared = buf === sharedSmall;
-      const chunk = shared ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n);
+      const chunk = shared ? copyOf(buf, n) : buf.subarray(0, n);
       if (this.sink) return this.sink(chunk);
       // Nobody to take it yet: keep a copy, since `buf` may be a bulk buffer read into again.
       this.early.push(shared ? chunk : Buffer.from(chunk));
@@ -89,4 +89,11 @@ export class ReadHook {
     this.early = [];
     for (const chunk of early) sink(chunk);
   }
+}
+
+/** The first `n` bytes of `buf` in a buffer of their own (from Node's pool: one allocation, no view in between). */
+function copyOf(buf: Buffer, n: number): Buffer {
+  const copy = Buffer.allocUnsafe(n);
+  buf.copy(copy, 0, 0, n);
+  return copy;
 }

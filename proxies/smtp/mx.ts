@@ -226,7 +226,15 @@ class MxSession {
     }
     if (!link) {
       this.parkIdle();
-      const identity = { peer: this.ctx.peer, helo: this.helo?.name, proto: this.helo?.verb === 'HELO' ? 'SMTP' : 'ESMTP' } as const;
+      const { ctx } = this;
+      const identity = {
+        // Read only for XCLIENT: the client's address costs two system calls.
+        get peer() {
+          return ctx.peer;
+        },
+        helo: this.helo?.name,
+        proto: this.helo?.verb === 'HELO' ? 'SMTP' : 'ESMTP',
+      } as const;
       for (;;) {
         let envelope: typeof replies_;
         const connected = await this.ctx.connect(address, async (backend, target) => {
