@@ -43,6 +43,30 @@ describe('SMTP mx: backend connections kept between client sessions (backendPool
       assert.equal(sampleValue(text, 'concierge_backend_idle_connections', { protocol: 'smtp' }), 1);
     }));
 
+  test('a client that hangs up without QUIT between transactions leaves the connection reusable; one that hangs up inside a transaction does not', () =>
+    withTenants({}, async (env) => {
+      const { c } = await greeted(env.port);
+      assert.match(await say(c, 'MAIL FROM:<s@sender.example>'), /^250 /);
+      assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250 /);
+      assert.match(await say(c, 'DATA'), /^354 /);
+      assert.match(await say(c, 'Subject: no quit\r\n\r\nbye\r\n.'), /^250 /);
+      c.close(); // no QUIT
+      await c.closed;
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      assert.equal(env.a.connections.length, 1);
+
+      const d = (await greeted(env.port)).c;
+      assert.match(await say(d, 'MAIL FROM:<s@sender.example>'), /^250 /);
+      assert.match(await say(d, 'RCPT TO:<alice@a.example>'), /^250 /);
+      d.close(); // mid-transaction: that backend connection is not handed on
+      await d.closed;
+      await env.a.waitForClosed(1);
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      await env.a.waitForMessages(3);
+      assert.equal(env.a.messages.length, 3);
+      assert.equal(env.a.connections.length, 2);
+    }));
+
   test('two tenants on one backend server never share a connection', () =>
     withTenants(
       { tenantPatch: (tenants) => (tenants[1]!.backends.smtp = tenants[0]!.backends.smtp) },

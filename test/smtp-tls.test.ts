@@ -116,6 +116,22 @@ describe('SMTP over TLS: STARTTLS and implicit TLS on both sides', () => {
     assert.deepEqual(env.b.messages.at(-1)!.to, ['alice@b.example']);
   });
 
+  test('mx keeps TLS backend connections between sessions: STARTTLS and implicit ones are reused, still encrypted', async () => {
+    const before = { a: env.a.connections.length, c: implicitBackend.connections.length };
+    const sent = { a: env.a.messages.length, c: implicitBackend.messages.length };
+    for (const to of ['alice@a.example', 'carol@c.example', 'alice@a.example', 'carol@c.example']) {
+      const transport = nodemailer.createTransport({ host: '127.0.0.1', port: mxPort, secure: false, requireTLS: true, tls: tlsOptions(), name: 'sender.example' });
+      await transport.sendMail({ envelope: { from: 'x@sender.example', to: [to] }, raw: `Subject: pooled\r\n\r\nto ${to}\r\n` });
+      transport.close();
+    }
+    await env.a.waitForMessages(sent.a + 2);
+    await implicitBackend.waitForMessages(sent.c + 2);
+    assert.deepEqual([env.a.connections.length - before.a, implicitBackend.connections.length - before.c], [1, 1]);
+    const last = [...env.a.messages.slice(sent.a), ...implicitBackend.messages.slice(sent.c)];
+    assert.ok(last.every((m) => m.session.secure), 'every message came over TLS');
+    assert.deepEqual(new Set(last.map((m) => m.session.remoteAddress)), new Set(['127.0.0.2', '127.0.0.4']));
+  });
+
   test('a backend whose certificate does not carry the configured name is not used: 454, logged as BACKEND_TLS', async () => {
     const c = await RawClient.connectTls(smtpsPort, tlsOptions());
     await c.line();

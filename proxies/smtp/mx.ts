@@ -1,5 +1,5 @@
-import { BackendError } from '../../src/errors.js';
-import type { LineChannel } from '../../src/line-channel.js';
+import { BackendError, ClientGoneError } from '../../src/errors.js';
+import type { LineChannel, LineEvent } from '../../src/line-channel.js';
 import type { BackendLink, ControlOutcome, RoutingContext } from '../types.js';
 import { type Extensions, introduce, mailLine, rcptLine, replayEnvelope } from './backend-side.js';
 import { DSN_MAIL_PARAMS, DSN_RCPT_PARAMS, dsnParamProblem } from './dsn.js';
@@ -66,7 +66,15 @@ class MxSession {
         return { reason: 'shutting down', goodbye: 'shuttingDown' };
       }
       this.ctx.quiet = !this.tx;
-      const event = await this.client.next();
+      let event: LineEvent;
+      try {
+        event = await this.client.next();
+      } catch (err) {
+        // A client that hangs up between transactions without QUIT (nodemailer does) leaves the
+        // backend as idle as a QUIT would: it is parked the same way.
+        if (err instanceof ClientGoneError && !this.tx) this.parkIdle();
+        throw err;
+      }
       this.ctx.quiet = false;
       if (event.kind !== 'line') {
         this.error(event.kind === 'tooLong' ? 'line too long' : 'NUL or CR inside a line', event.kind === 'tooLong' ? '500 5.5.2 Line too long\r\n' : '500 5.5.2 Syntax error\r\n');
