@@ -67,6 +67,23 @@ describe('SMTP mx: backend connections kept between client sessions (backendPool
       assert.equal(env.a.connections.length, 2);
     }));
 
+  test('a connection whose backend refused something in the session is not handed on (servers count errors per connection)', () =>
+    withTenants({ backendA: { unknownUsers: ['nobody@a.example'] } }, async (env) => {
+      const { c } = await greeted(env.port);
+      assert.match(await say(c, 'MAIL FROM:<s@sender.example>'), /^250 /);
+      assert.match(await say(c, 'RCPT TO:<nobody@a.example>'), /^550 /);
+      assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250 /);
+      assert.match(await say(c, 'DATA'), /^354 /);
+      assert.match(await say(c, 'Subject: one refused\r\n\r\nhi\r\n.'), /^250 /);
+      assert.match(await say(c, 'QUIT'), /^221 /);
+      await c.closed;
+      await env.a.waitForClosed(1);
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      await env.a.waitForMessages(3);
+      assert.equal(env.a.connections.length, 2, 'a fresh connection, then that clean one reused');
+    }));
+
   test('two tenants on one backend server never share a connection', () =>
     withTenants(
       { tenantPatch: (tenants) => (tenants[1]!.backends.smtp = tenants[0]!.backends.smtp) },

@@ -46,6 +46,12 @@ class MxSession {
   tx: Transaction | undefined;
   /** The backend kept between transactions. */
   idle: Link | undefined;
+  /**
+   * Backend connections that answered a command with 4xx / 5xx in this session. Servers count
+   * such errors per connection (Postfix slows down after 10 and disconnects after 20), so a
+   * connection that has any is not handed to another client's session.
+   */
+  private readonly refusedOn = new WeakSet<Link>();
 
   constructor(
     readonly client: LineChannel,
@@ -203,6 +209,7 @@ class MxSession {
     if (tx.link) {
       const reply = await this.ask(tx.link, rcptFor(tx.link.result));
       if (!reply) return;
+      this.note(tx.link, reply);
       if (reply.code < 300) {
         tx.accepted++;
         this.state = 'rcpt';
@@ -272,6 +279,8 @@ class MxSession {
     }
     this.idle = undefined;
     const { mail, rcpt } = replies_!;
+    this.note(link, mail);
+    if (rcpt) this.note(link, rcpt);
     if (!rcpt) {
       // The backend refused the sender: its words answer this RCPT; the connection stays for the next try.
       this.idle = link;
@@ -308,6 +317,7 @@ class MxSession {
     if (!tx.link || tx.accepted === 0) return void this.client.write('554 5.5.1 No valid recipients\r\n');
     const go = await this.ask(tx.link, 'DATA');
     if (!go) return;
+    this.note(tx.link, go);
     this.client.write(go.text);
     if (go.code !== 354) return;
     const link = tx.link;
@@ -328,8 +338,14 @@ class MxSession {
       this.ctx.disconnect();
       return void this.client.write(replies.lostBackend);
     }
+    this.note(link, final);
     this.idle = link;
     this.client.write(final.text);
+  }
+
+  /** Remembers a refusal by `link`'s backend (see refusedOn). */
+  private note(link: Link, reply: SmtpReply): void {
+    if (reply.code >= 400) this.refusedOn.add(link);
   }
 
   /**
@@ -403,8 +419,11 @@ class MxSession {
 
   /** The backend kept between transactions is given back: to the pool for the tenant's next session, or QUIT. */
   private parkIdle(): void {
-    if (this.idle) this.ctx.park(this.idle, 'QUIT');
+    const link = this.idle;
     this.idle = undefined;
+    if (!link) return;
+    if (this.refusedOn.has(link)) this.dropLink(link);
+    else this.ctx.park(link, 'QUIT');
   }
 
   /** The session ends: a backend inside a transaction is told QUIT (its transaction is void); an idle one is parked. */
