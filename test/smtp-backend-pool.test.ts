@@ -114,6 +114,15 @@ describe('SMTP mx: backend connections kept between client sessions (backendPool
       assert.ok(env.logs.records().some((r) => r.message === 'pooled backend connection gone stale'));
     }));
 
+  test('a parked connection that defers MAIL (4xx: a messages-per-connection limit) is replaced unseen by the client', () =>
+    withTenants({ backendA: { mailReply: (transaction) => (transaction > 1 ? 452 : undefined) } }, async (env) => {
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      assert.match(await deliver(env, 'alice@a.example'), /^250 /);
+      await env.a.waitForMessages(2);
+      assert.equal(env.a.connections.length, 2);
+      assert.ok(env.logs.records().some((r) => r.message === 'pooled backend connection deferred MAIL' && r.reply === 452));
+    }));
+
   test('idle connections are closed after idleTimeoutMs', () =>
     withTenants({ listener: { backendPool: { idleTimeoutMs: 200 } } }, async (env) => {
       assert.match(await deliver(env, 'alice@a.example'), /^250 /);

@@ -271,6 +271,13 @@ class MxSession {
             this.ctx.disconnect();
             continue;
           }
+          if (envelope.mail.code >= 400 && envelope.mail.code < 500) {
+            // A per-connection limit (messages per connection, Exchange's 20 by default) answers
+            // MAIL with 4xx: this connection is spent, a fresh one may not be.
+            this.ctx.log.info('pooled backend connection deferred MAIL', { reply: envelope.mail.code });
+            this.dropLink(connected);
+            continue;
+          }
         }
         replies_ = envelope;
         break;
