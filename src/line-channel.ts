@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { BackendError, ClientGoneError } from './errors.js';
+import { LineFraming } from './line-framing.js';
 import type { ReadHook } from './read-hook.js';
 
 /** One framed line, or what went wrong with it. Lines are latin1 strings: every byte kept as is. */
@@ -10,8 +11,6 @@ export type LineEvent =
   /** Contains NUL or a bare CR: never to be forwarded into another protocol line. */
   | { readonly kind: 'invalid' };
 
-const LF = 0x0a;
-const CR = 0x0d;
 /** Bytes kept unread before the socket is paused: pipelined commands wait in the kernel, not here. */
 const MAX_BUFFERED = 64 * 1024;
 
@@ -20,8 +19,7 @@ const MAX_BUFFERED = 64 * 1024;
  * so `release()` hands back exactly the bytes not yet consumed (pipelined commands).
  */
 export class LineChannel {
-  private buffer: Buffer = Buffer.alloc(0);
-  private discarding = false;
+  private readonly framing = new LineFraming();
   /** Why the peer is gone; the Error is built only when a reader needs it (stacks cost). */
   private ended: { message: string; cause?: Error } | undefined;
   private wake: (() => void) | undefined;
@@ -70,12 +68,11 @@ export class LineChannel {
    * left paused for the TLS layer.
    */
   detachForTls(): number {
-    const dropped = this.buffer.length;
+    const dropped = this.framing.size;
     this.unlisten();
     this.hook = undefined;
     this.sock.pause();
-    this.buffer = Buffer.alloc(0);
-    this.discarding = false;
+    this.framing.reset();
     return dropped;
   }
 
@@ -86,8 +83,8 @@ export class LineChannel {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
-    if (this.buffer.length > MAX_BUFFERED) this.socket.pause();
+    this.framing.append(chunk);
+    if (this.framing.size > MAX_BUFFERED) this.socket.pause();
     this.notify();
   };
 
@@ -120,36 +117,9 @@ export class LineChannel {
     wake?.();
   }
 
-  private consume(n: number): void {
-    this.buffer = this.buffer.subarray(n);
-    if (this.buffer.length <= MAX_BUFFERED / 2 && this.socket.isPaused() && !this.released) this.socket.resume();
-  }
-
-  /** Takes the next complete line out of the buffer, or undefined when more bytes are needed. */
-  private take(limit: number): LineEvent | undefined {
-    for (;;) {
-      const lf = this.buffer.indexOf(LF);
-      if (this.discarding) {
-        if (lf < 0) {
-          this.consume(this.buffer.length);
-          return undefined;
-        }
-        this.consume(lf + 1);
-        this.discarding = false;
-        continue;
-      }
-      if (lf < 0) {
-        if (this.buffer.length < limit) return undefined;
-        this.consume(this.buffer.length);
-        this.discarding = true;
-        return { kind: 'tooLong' };
-      }
-      const line = this.buffer.subarray(0, lf > 0 && this.buffer[lf - 1] === CR ? lf - 1 : lf);
-      this.consume(lf + 1);
-      if (lf + 1 > limit) return { kind: 'tooLong' };
-      if (line.includes(0) || line.includes(CR)) return { kind: 'invalid' };
-      return { kind: 'line', line: line.toString('latin1') };
-    }
+  /** Reading resumes once what is held has been taken down to half the bound. */
+  private drained(): void {
+    if (this.framing.size <= MAX_BUFFERED / 2 && this.socket.isPaused() && !this.released) this.socket.resume();
   }
 
   /**
@@ -159,7 +129,8 @@ export class LineChannel {
   async next(options?: { timeoutMs?: number; maxLineLength?: number }): Promise<LineEvent> {
     const limit = options?.maxLineLength ?? this.maxLineLength;
     for (;;) {
-      const event = this.take(limit);
+      const event = this.framing.take(limit);
+      this.drained();
       if (event) return event;
       if (this.ended) throw this.closedError();
       if (this.timedOut) {
@@ -198,9 +169,9 @@ export class LineChannel {
    */
   async nextChunk(): Promise<Buffer> {
     for (;;) {
-      if (this.buffer.length > 0) {
-        const chunk = this.buffer;
-        this.consume(chunk.length);
+      if (this.framing.size > 0) {
+        const chunk = this.framing.takeAll();
+        this.drained();
         return chunk;
       }
       if (this.ended) throw this.closedError();
@@ -210,7 +181,7 @@ export class LineChannel {
 
   /** Puts bytes taken by `nextChunk()` but not used back in front of the buffer. */
   unread(bytes: Buffer): void {
-    if (bytes.length > 0) this.buffer = this.buffer.length === 0 ? bytes : Buffer.concat([bytes, this.buffer]);
+    this.framing.unread(bytes);
   }
 
   /** Writes bytes as they are; resolves at once, or once the socket has drained (backpressure). */
@@ -234,7 +205,7 @@ export class LineChannel {
 
   /** Bytes received and not yet taken as lines (pipelined commands). */
   get buffered(): number {
-    return this.buffer.length;
+    return this.framing.size;
   }
 
   /** Writes one whole line in a single write (ftp-srv-style peers split per segment). */
@@ -253,8 +224,6 @@ export class LineChannel {
     clearTimeout(this.timer);
     this.unlisten();
     this.socket.pause();
-    const rest = this.buffer;
-    this.buffer = Buffer.alloc(0);
-    return rest;
+    return this.framing.takeAll();
   }
 }

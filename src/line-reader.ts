@@ -1,9 +1,8 @@
 import type { Socket } from 'node:net';
 import type { LineChannel, LineEvent } from './line-channel.js';
+import { LineFraming } from './line-framing.js';
 import type { ReadHook } from './read-hook.js';
 
-const LF = 0x0a;
-const CR = 0x0d;
 /** Bytes kept undelivered (while held) before the socket is paused: the rest waits in the kernel. */
 const MAX_BUFFERED = 64 * 1024;
 
@@ -22,8 +21,7 @@ export interface LineHandlers {
  * delivery while the consumer finishes an asynchronous step; the lines wait in order.
  */
 export class LineReader {
-  private buffer: Buffer;
-  private discarding = false;
+  private readonly framing = new LineFraming();
   private handlers: LineHandlers | undefined;
   private held = true;
   private delivering = false;
@@ -38,7 +36,7 @@ export class LineReader {
     private readonly hook: ReadHook | undefined,
     initial: Buffer,
   ) {
-    this.buffer = initial;
+    this.framing.append(initial);
     if (hook) hook.attach(this.onHookData);
     else socket.on('data', this.onData);
     socket.on('end', this.onEnd);
@@ -99,9 +97,9 @@ export class LineReader {
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.buffer = this.buffer.length === 0 ? chunk : Buffer.concat([this.buffer, chunk]);
+    this.framing.append(chunk);
     this.deliver();
-    if (this.buffer.length > MAX_BUFFERED) this.socket.pause();
+    if (this.framing.size > MAX_BUFFERED) this.socket.pause();
   };
 
   private readonly onHookData = (chunk: Buffer): boolean => {
@@ -125,7 +123,7 @@ export class LineReader {
     this.delivering = true;
     try {
       while (!this.held && this.handlers) {
-        const event = this.take();
+        const event = this.framing.take(this.maxLineLength);
         if (event) {
           this.handlers.line(event);
           continue;
@@ -139,40 +137,6 @@ export class LineReader {
     } finally {
       this.delivering = false;
     }
-    if (this.buffer.length <= MAX_BUFFERED / 2 && this.socket.isPaused() && !this.detached && !this.ended) this.socket.resume();
-  }
-
-  /** The next complete line out of the buffer, or undefined when more bytes are needed. */
-  private take(): LineEvent | undefined {
-    const limit = this.maxLineLength;
-    for (;;) {
-      const { buffer } = this;
-      const lf = buffer.indexOf(LF);
-      if (this.discarding) {
-        if (lf < 0) {
-          this.buffer = EMPTY;
-          return undefined;
-        }
-        this.buffer = buffer.subarray(lf + 1);
-        this.discarding = false;
-        continue;
-      }
-      if (lf < 0) {
-        if (buffer.length < limit) return undefined;
-        this.buffer = EMPTY;
-        this.discarding = true;
-        return TOO_LONG;
-      }
-      this.buffer = buffer.subarray(lf + 1);
-      if (lf + 1 > limit) return TOO_LONG;
-      const end = lf > 0 && buffer[lf - 1] === CR ? lf - 1 : lf;
-      const line = buffer.subarray(0, end);
-      if (line.includes(0) || line.includes(CR)) return INVALID;
-      return { kind: 'line', line: buffer.toString('latin1', 0, end) };
-    }
+    if (this.framing.size <= MAX_BUFFERED / 2 && this.socket.isPaused() && !this.detached && !this.ended) this.socket.resume();
   }
 }
-
-const EMPTY = Buffer.alloc(0);
-const TOO_LONG: LineEvent = { kind: 'tooLong' };
-const INVALID: LineEvent = { kind: 'invalid' };
