@@ -103,7 +103,8 @@ describe('SMTP interop: Concierge (mx) in front of Postfix, swaks as the client'
     postfix = await startPostfix({ hostname: 'postfix.concierge.test', mailboxes: ['alice@a.example', 'alice@b.example'] });
     const config = parseConfig({
       limits: { connectTimeoutMs: 2_000, backendReplyTimeoutMs: 10_000, loginTimeoutMs: 20_000, idleTimeoutMs: 30_000 },
-      listeners: [{ protocol: 'smtp', mode: 'mx', address: '127.0.0.1', port: 0, hostname: 'mx.concierge.test' }],
+      // Idle backend connections kept a minute, so the reuse test below does not depend on timing.
+      listeners: [{ protocol: 'smtp', mode: 'mx', address: '127.0.0.1', port: 0, hostname: 'mx.concierge.test', backendPool: { idleTimeoutMs: 60_000 } }],
       tenants: [
         { domain: 'a.example', sourceAddress: '127.0.0.2', backends: { smtp: [{ host: postfix.host, port: postfix.port }] } },
         { domain: 'b.example', sourceAddress: '127.0.0.3', backends: { smtp: [{ host: postfix.host, port: postfix.port }] } },
@@ -159,6 +160,18 @@ describe('SMTP interop: Concierge (mx) in front of Postfix, swaks as the client'
     assert.equal(r.code, 24, r.output);
     assert.match(r.output, /<\*\*\s+550 5\.7\.1 Relaying denied/);
     assert.equal((await connects()).length, before);
+  });
+
+  test('three sessions to b.example: Postfix takes them over the connection kept between sessions, from 127.0.0.3', TEST_TIMEOUT, async () => {
+    const before = (await connects()).length;
+    for (let i = 0; i < 3; i++) {
+      const r = await swaks(port, ['--to', 'alice@b.example', '--body', `pooled ${i}`]);
+      assert.equal(r.code, 0, r.output);
+    }
+    await postfix.waitForLog(/postfix\/virtual\[\d+\]: .* status=sent/, 6);
+    // The first test left b.example's connection in the pool: no new connection at all.
+    assert.deepEqual((await connects()).slice(before), []);
+    assert.equal((await postfix.deliveredMessages('alice@b.example')).length, 4);
   });
 
   test('clean-up: Concierge idle, no Postfix process left', TEST_TIMEOUT, async () => {
