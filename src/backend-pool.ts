@@ -140,9 +140,7 @@ export class BackendPool {
   }
 
   private retire(parked: Parked): void {
-    if (parked.socket.destroyed) return;
-    if (parked.socket.writable) parked.socket.write(`${parked.goodbye}\r\n`, 'latin1');
-    closePolitely(parked.socket);
+    closePolitely(parked.socket, parked.goodbye);
   }
 }
 

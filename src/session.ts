@@ -461,10 +461,7 @@ export class Session {
     const { backend: socket, held } = this;
     const pool = this.deps.backendPool;
     if (!socket || !held || link.channel.socket !== socket) return;
-    if (!pool || this.draining || held.backend.xclient || held.backend.sendProxyProtocol) {
-      link.channel.writeLine(goodbye);
-      return this.disconnectBackend();
-    }
+    if (!pool || this.draining || held.backend.xclient || held.backend.sendProxyProtocol) return this.disconnectBackend(goodbye);
     this.backend = undefined;
     this.held = undefined;
     held.raw.off('close', this.onBackendClose);
@@ -534,13 +531,13 @@ export class Session {
     return new LineChannel(socket, 'backend', BACKEND_MAX_LINE, hook);
   }
 
-  /** Ends the held backend politely (what was written, e.g. QUIT, goes first), with a linger cap. */
-  private disconnectBackend(): void {
+  /** Ends the held backend politely (what was written, then `goodbye`, goes first), with a linger cap. */
+  private disconnectBackend(goodbye?: string): void {
     const socket = this.backend;
     if (!socket) return;
     this.backend = undefined;
     this.held = undefined;
-    closePolitely(socket);
+    closePolitely(socket, goodbye);
   }
 
   /** The address the client dialled: the balancer's view when a PROXY header named it. */

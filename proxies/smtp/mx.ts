@@ -227,11 +227,12 @@ class MxSession {
     const timeoutMs = this.ctx.limits.backendReplyTimeoutMs;
     const refuses = (extensions: Extensions) => tx.utf8 && !extensions.has('SMTPUTF8');
     let link = this.idle?.tenant === tenant ? this.idle : undefined;
+    const envelopeOn = (channel: LineChannel, extensions: Extensions) => replayEnvelope(channel, mailLine(tx.from.address, tx.from.params, extensions), rcptFor(extensions), extensions, timeoutMs);
     let replies_: Awaited<ReturnType<typeof replayEnvelope>> | undefined;
     if (link && refuses(link.result)) return this.refuseUtf8(link);
     if (link) {
       try {
-        replies_ = await replayEnvelope(link.channel, mailLine(tx.from.address, tx.from.params, link.result), rcptFor(link.result), link.result, timeoutMs);
+        replies_ = await envelopeOn(link.channel, link.result);
       } catch (err) {
         if (!(err instanceof BackendError)) throw err;
         // The kept connection went stale: it goes, and a connection is found afresh.
@@ -255,7 +256,7 @@ class MxSession {
         const connected = await this.ctx.connect(address, async (backend, target) => {
           const extensions = await introduce(backend, target, identity, this.s.hostname, timeoutMs);
           if (refuses(extensions)) return extensions;
-          envelope = await replayEnvelope(backend, mailLine(tx.from.address, tx.from.params, extensions), rcptFor(extensions), extensions, timeoutMs);
+          envelope = await envelopeOn(backend, extensions);
           return extensions;
         });
         if (connected === 'unknownTenant') return this.error('recipient domain not hosted', replies.relayDenied);
@@ -264,7 +265,7 @@ class MxSession {
         if (connected.reused && !refuses(connected.result)) {
           // From the pool: greeted and introduced by an earlier session, perhaps closed since.
           try {
-            envelope = await replayEnvelope(connected.channel, mailLine(tx.from.address, tx.from.params, connected.result), rcptFor(connected.result), connected.result, timeoutMs);
+            envelope = await envelopeOn(connected.channel, connected.result);
           } catch (err) {
             if (!(err instanceof BackendError)) throw err;
             this.ctx.log.info('pooled backend connection gone stale', { code: err.code });
@@ -287,12 +288,12 @@ class MxSession {
     this.idle = undefined;
     const { mail, rcpt } = replies_!;
     this.note(link, mail);
-    if (rcpt) this.note(link, rcpt);
     if (!rcpt) {
       // The backend refused the sender: its words answer this RCPT; the connection stays for the next try.
       this.idle = link;
       return void this.client.write(mail.text);
     }
+    this.note(link, rcpt);
     tx.link = link;
     if (rcpt.code < 300) {
       tx.accepted++;
