@@ -29,6 +29,9 @@ struct Relay {
   int src = -1;
   int dst = -1;
   int wake = -1;
+  // Made by start() so that the relay holds all its fds once start() returns; closed by the thread.
+  int pipe_read = -1;
+  int pipe_write = -1;
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> bytes{0};
   std::thread thread;
@@ -44,13 +47,14 @@ uint32_t next_id = 1;
 
 std::string Failure(const char* what, int err) { return std::string(what) + ": " + std::strerror(err); }
 
+void ClosePipe(Relay* r) {
+  if (r->pipe_read >= 0) close(r->pipe_read);
+  if (r->pipe_write >= 0) close(r->pipe_write);
+  r->pipe_read = r->pipe_write = -1;
+}
+
 void Run(Relay* r) {
-  int pipefd[2];
-  if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-    r->reason = Failure("pipe2", errno);
-    napi_call_threadsafe_function(r->done, nullptr, napi_tsfn_nonblocking);
-    return;
-  }
+  const int pipefd[2] = {r->pipe_read, r->pipe_write};
   fcntl(pipefd[1], F_SETPIPE_SZ, kPipeSize);
   int got = fcntl(pipefd[1], F_GETPIPE_SZ);
   const size_t capacity = got > 0 ? static_cast<size_t>(got) : 65536;
@@ -112,8 +116,7 @@ void Run(Relay* r) {
     src_blocked = false;
     // POLLERR / POLLHUP wake us too: the next splice call reports what happened.
   }
-  close(pipefd[0]);
-  close(pipefd[1]);
+  ClosePipe(r);
   napi_call_threadsafe_function(r->done, nullptr, napi_tsfn_nonblocking);
 }
 
@@ -122,6 +125,7 @@ void Finish(Relay* r) {
   if (r->thread.joinable()) r->thread.join();
   relays.erase(r->id);
   if (r->wake >= 0) close(r->wake);
+  ClosePipe(r);  // a thread that never started leaves it open
   napi_release_threadsafe_function(r->done, napi_tsfn_release);
   delete r;
 }
@@ -171,9 +175,16 @@ napi_value Start(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, nullptr, "start(srcFd, dstFd, onDone)");
     return nullptr;
   }
+  int pipefd[2];
+  if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+    napi_throw_error(env, nullptr, Failure("pipe2", errno).c_str());
+    return nullptr;
+  }
   int wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake < 0) {
     napi_throw_error(env, nullptr, Failure("eventfd", errno).c_str());
+    close(pipefd[0]);
+    close(pipefd[1]);
     return nullptr;
   }
   Relay* r = new Relay();
@@ -181,10 +192,13 @@ napi_value Start(napi_env env, napi_callback_info info) {
   r->src = src;
   r->dst = dst;
   r->wake = wake;
+  r->pipe_read = pipefd[0];
+  r->pipe_write = pipefd[1];
   napi_value name;
   napi_create_string_utf8(env, "concierge-splice", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[2], nullptr, name, 0, 1, nullptr, nullptr, r, CallDone, &r->done) != napi_ok) {
     close(wake);
+    ClosePipe(r);
     delete r;
     napi_throw_error(env, nullptr, "napi_create_threadsafe_function failed");
     return nullptr;
