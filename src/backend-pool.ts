@@ -13,7 +13,7 @@ export interface PoolSettings {
   readonly maxReuses: number;
 }
 
-export const DEFAULT_POOL: PoolSettings = { maxIdle: 8, idleTimeoutMs: 5_000, maxReuses: 100 };
+export const DEFAULT_POOL: PoolSettings = { maxIdle: 32, idleTimeoutMs: 5_000, maxReuses: 100 };
 
 /** A backend connection between two client sessions: greeted, introduced, no transaction open. */
 export interface Parked {

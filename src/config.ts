@@ -154,7 +154,7 @@ const listenerSchema = z.strictObject({
   /**
    * SMTP mx only: backend connections kept between client sessions, per tenant and backend, and
    * reused by the tenant's next session (never for backends with xclient or sendProxyProtocol).
-   * Defaults { maxIdle: 8, idleTimeoutMs: 5000, maxReuses: 100 }; maxIdle 0 turns it off.
+   * Defaults { maxIdle: 32, idleTimeoutMs: 5000, maxReuses: 100 }; maxIdle 0 turns it off.
    */
   backendPool: z
     .strictObject({
