@@ -22,12 +22,19 @@ export class LineChannel {
   private readonly framing = new LineFraming();
   /** Why the peer is gone; the Error is built only when a reader needs it (stacks cost). */
   private ended: { message: string; cause?: Error } | undefined;
-  private wake: (() => void) | undefined;
   private released = false;
   private timer: NodeJS.Timeout | undefined;
   private timerMs = 0;
-  private waiting = false;
-  private timedOut = false;
+  /**
+   * The reader waiting in next() (`waitLimit` set) or nextChunk() (`waitLimit` undefined), settled
+   * straight from the socket's events: no async frame or wake-up promise per line. Kept as fields,
+   * not an object, since a session waits a dozen times.
+   */
+  private resolveWait: ((value: LineEvent | Buffer) => void) | undefined;
+  private rejectWait: ((err: Error) => void) | undefined;
+  private waitLimit: number | undefined;
+  /** The current wait's timeout, when it has one: only such a wait is ended by the timer. */
+  private waitTimeoutMs: number | undefined;
 
   /** With a `hook`, chunks come from the socket's onread callback instead of 'data' events. */
   constructor(
@@ -111,10 +118,41 @@ export class LineChannel {
       : new BackendError('BACKEND_CLOSED', `backend ${message}`, { cause });
   }
 
+  /** Settles the waiting reader if it can be: a line (or chunk) is here, or the peer is gone. */
   private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    const resolve = this.resolveWait;
+    if (!resolve) return;
+    const value = this.waitLimit === undefined ? this.takeChunk() : this.framing.take(this.waitLimit);
+    if (value) {
+      this.endWait();
+      this.drained();
+      return resolve(value);
+    }
+    if (this.ended) {
+      const reject = this.rejectWait!;
+      this.endWait();
+      reject(this.closedError());
+    }
+  }
+
+  private takeChunk(): Buffer | undefined {
+    return this.framing.size > 0 ? this.framing.takeAll() : undefined;
+  }
+
+  private endWait(): void {
+    this.resolveWait = undefined;
+    this.rejectWait = undefined;
+    this.waitTimeoutMs = undefined;
+  }
+
+  private wait<T extends LineEvent | Buffer>(limit: number | undefined, timeoutMs: number | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.resolveWait = resolve as (value: LineEvent | Buffer) => void;
+      this.rejectWait = reject;
+      this.waitLimit = limit;
+      this.waitTimeoutMs = timeoutMs;
+      if (timeoutMs !== undefined) this.armTimer(timeoutMs);
+    });
   }
 
   /** Reading resumes once what is held has been taken down to half the bound. */
@@ -126,40 +164,35 @@ export class LineChannel {
    * The next line. Rejects with ClientGoneError / BackendError when the peer goes away,
    * or BackendError BACKEND_TIMEOUT when `timeoutMs` passes first.
    */
-  async next(options?: { timeoutMs?: number; maxLineLength?: number }): Promise<LineEvent> {
+  next(options?: { timeoutMs?: number; maxLineLength?: number }): Promise<LineEvent> {
     const limit = options?.maxLineLength ?? this.maxLineLength;
-    for (;;) {
-      const event = this.framing.take(limit);
-      this.drained();
-      if (event) return event;
-      if (this.ended) throw this.closedError();
-      if (this.timedOut) {
-        this.timedOut = false;
-        throw new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${options?.timeoutMs} ms`);
-      }
-      if (options?.timeoutMs !== undefined) this.armTimer(options.timeoutMs);
-      await new Promise<void>((resolve) => (this.wake = resolve));
-      this.waiting = false;
-    }
+    const event = this.framing.take(limit);
+    this.drained();
+    if (event) return Promise.resolve(event);
+    if (this.ended) return Promise.reject(this.closedError());
+    return this.wait(limit, options?.timeoutMs);
   }
 
   /**
    * One timer per channel, restarted at each wait: a login replay waits for several replies,
-   * and a fresh timer for each costs more than `refresh()`. A firing while nobody waits is ignored.
+   * and a fresh timer for each costs more than `refresh()`. A firing while no timed wait is open is ignored.
    */
   private armTimer(ms: number): void {
-    this.waiting = true;
     if (this.timer && this.timerMs === ms) {
       this.timer.refresh();
       return;
     }
     clearTimeout(this.timer);
     this.timerMs = ms;
-    this.timer = setTimeout(() => {
-      if (!this.waiting) return;
-      this.timedOut = true;
-      this.notify();
-    }, ms);
+    this.timer = setTimeout(() => this.timeOut(), ms);
+  }
+
+  private timeOut(): void {
+    const reject = this.rejectWait;
+    const ms = this.waitTimeoutMs;
+    if (!reject || ms === undefined) return;
+    this.endWait();
+    reject(new BackendError('BACKEND_TIMEOUT', `no reply from the ${this.side} within ${ms} ms`));
   }
 
   /**
@@ -167,16 +200,14 @@ export class LineChannel {
    * (SMTP DATA: a body streamed as it comes). Rejects like `next()` when the peer goes away.
    * Partial-line state is dropped: call it at a line boundary.
    */
-  async nextChunk(): Promise<Buffer> {
-    for (;;) {
-      if (this.framing.size > 0) {
-        const chunk = this.framing.takeAll();
-        this.drained();
-        return chunk;
-      }
-      if (this.ended) throw this.closedError();
-      await new Promise<void>((resolve) => (this.wake = resolve));
+  nextChunk(): Promise<Buffer> {
+    const chunk = this.takeChunk();
+    if (chunk) {
+      this.drained();
+      return Promise.resolve(chunk);
     }
+    if (this.ended) return Promise.reject(this.closedError());
+    return this.wait(undefined, undefined);
   }
 
   /** Puts bytes taken by `nextChunk()` but not used back in front of the buffer. */
