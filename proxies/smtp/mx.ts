@@ -51,7 +51,7 @@ class MxSession {
    * such errors per connection (Postfix slows down after 10 and disconnects after 20), so a
    * connection that has any is not handed to another client's session.
    */
-  private readonly refusedOn = new WeakSet<Link>();
+  private refusedOn: WeakSet<Link> | undefined; // made at the first refusal: most sessions have none
 
   constructor(
     readonly client: LineChannel,
@@ -353,7 +353,7 @@ class MxSession {
 
   /** Remembers a refusal by `link`'s backend (see refusedOn). */
   private note(link: Link, reply: SmtpReply): void {
-    if (reply.code >= 400) this.refusedOn.add(link);
+    if (reply.code >= 400) (this.refusedOn ??= new WeakSet()).add(link);
   }
 
   /**
@@ -430,7 +430,7 @@ class MxSession {
     const link = this.idle;
     this.idle = undefined;
     if (!link) return;
-    if (this.refusedOn.has(link)) this.dropLink(link);
+    if (this.refusedOn?.has(link)) this.dropLink(link);
     else this.ctx.park(link, 'QUIT');
   }
 
