@@ -329,3 +329,47 @@ describe('SMTP mx: shutdown', () => {
     }
   });
 });
+
+/** A backend that greets and takes EHLO like SMTP, then answers MAIL with `mailReply` (no valid reply code or separator). */
+async function misspeakingBackend(mailReply: string): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.write('220 odd.example ESMTP\r\n');
+    let buffered = '';
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('latin1');
+      for (let lf = buffered.indexOf('\n'); lf >= 0; lf = buffered.indexOf('\n')) {
+        const verb = buffered.slice(0, 4).toUpperCase();
+        buffered = buffered.slice(lf + 1);
+        if (verb === 'EHLO') socket.write('250-odd.example\r\n250 PIPELINING\r\n');
+        else if (verb === 'MAIL') socket.write(`${mailReply}\r\n`);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  return server;
+}
+
+describe('SMTP mx: a backend whose replies are not SMTP', () => {
+  for (const mailReply of ['250x sender ok', '2500 sender ok', 'OK sender']) {
+    test(`"${mailReply}" is a protocol error: logged, and the tenant's next backend takes the transaction`, async () => {
+      const odd = await misspeakingBackend(mailReply);
+      const env = await startSmtpTenants({ deadA: [(odd.address() as net.AddressInfo).port] });
+      try {
+        const c = await greeted(env.port);
+        assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
+        assert.match(await say(c, 'RCPT TO:<alice@a.example>'), /^250/);
+        assert.match(await say(c, 'DATA'), /^354/);
+        assert.match(await say(c, 'Subject: odd\r\n\r\nsecond backend\r\n.'), /^250/);
+        assert.match(await say(c, 'QUIT'), /^221/);
+        await c.closed;
+        assert.equal(env.a.messages.length, 1);
+        assert.ok(env.logs.lines().some((l) => l.includes('backend failed') && l.includes('BACKEND_PROTOCOL')));
+      } finally {
+        await env.close();
+        odd.close();
+      }
+    });
+  }
+});

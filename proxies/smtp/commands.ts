@@ -15,6 +15,8 @@ const PATH = /^[^\x00-\x20<>@\x7f][^\x00-\x20<>\x7f]*@(?:[A-Za-z0-9](?:[A-Za-z0-
 /** With SMTPUTF8 offered (RFC 6531 §3.3): the domain may be U-labels too (checked by utf8Address). */
 const PATH_UTF8 = /^[^\x00-\x20<>@\x7f][^\x00-\x20<>\x7f]*@(?:[^\x00-\x20<>@[\]\x7f]+|\[[A-Za-z0-9:.]+\])$/;
 const PARAM = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:=([\x21-\x3c\x3e-\x7e]+))?$/;
+/** Most paths carry no parameters: they share one empty map. */
+const NO_PARAMS: ReadonlyMap<string, string | undefined> = new Map();
 
 /**
  * Parses `FROM:<a@b.example> SIZE=123` (keyword `FROM`) or `TO:<x@y.example>` (RFC 5321 §4.1.1.2-3).
@@ -30,9 +32,10 @@ export function parsePath(arg: string, keyword: 'FROM' | 'TO', options: { utf8Do
   if (address.length > MAX_PATH) return undefined;
   if (address !== '' && !(options.utf8Domain ? PATH_UTF8 : PATH).test(address)) return undefined;
   if (address === '' && keyword === 'TO') return undefined;
-  const params = new Map<string, string | undefined>();
   const tail = rest.slice(close + 1);
-  if (tail !== '' && !tail.startsWith(' ')) return undefined;
+  if (tail === '') return { address, params: NO_PARAMS };
+  if (!tail.startsWith(' ')) return undefined;
+  const params = new Map<string, string | undefined>();
   for (const word of tail.split(' ').filter((w) => w !== '')) {
     const m = PARAM.exec(word);
     if (!m) return undefined;

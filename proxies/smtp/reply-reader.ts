@@ -19,14 +19,24 @@ export async function readReply(backend: LineChannel, timeoutMs: number, step: s
   for (let i = 0; i < MAX_REPLY_LINES; i++) {
     const event = await backend.next({ timeoutMs });
     if (event.kind !== 'line') throw new BackendError('BACKEND_PROTOCOL', `malformed reply ${step}`);
-    const m = /^([2-5][0-9][0-9])([ -]|$)(.*)$/.exec(event.line);
-    if (!m) throw new BackendError('BACKEND_PROTOCOL', `not an SMTP reply ${step}`);
-    const code = Number(m[1]);
-    text += `${event.line}\r\n`;
-    lines.push(m[3]!);
-    if (m[2] !== '-') return { code, text, lines };
+    const { line } = event;
+    const code = replyCode(line);
+    const separator = line[3];
+    if (code === undefined || (separator !== undefined && separator !== ' ' && separator !== '-')) throw new BackendError('BACKEND_PROTOCOL', `not an SMTP reply ${step}`);
+    text += `${line}\r\n`;
+    lines.push(line.slice(4));
+    if (separator !== '-') return { code, text, lines };
   }
   throw new BackendError('BACKEND_PROTOCOL', `reply longer than ${MAX_REPLY_LINES} lines ${step}`);
+}
+
+/** The reply code 200–599 that `line` starts with (RFC 5321 §4.2: three digits, the first 2–5). */
+function replyCode(line: string): number | undefined {
+  const first = line.charCodeAt(0) - 0x30;
+  const second = line.charCodeAt(1) - 0x30;
+  const third = line.charCodeAt(2) - 0x30;
+  if (!(first >= 2 && first <= 5 && second >= 0 && second <= 9 && third >= 0 && third <= 9)) return undefined;
+  return first * 100 + second * 10 + third;
 }
 
 /** EHLO keywords (upper-cased) → their parameters, from a 250 reply's lines after the first. */
