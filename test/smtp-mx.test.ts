@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
+import { closedPort, startFakeBackend } from './support/fake-backend.js';
 import { RawClient } from './support/raw-client.js';
 import { sha256 } from './support/smtp-backend.js';
 import { startSmtpTenants, type SmtpEnv } from './support/smtp-fixtures.js';
@@ -56,15 +57,6 @@ describe('SMTP mx: routing by recipient domain', () => {
     assert.equal(env.a.messages.length + env.b.messages.length, 1 + 1);
   });
 });
-
-/** A port nobody listens on. */
-async function deadPort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A body of `lines` lines of 8-bit text, some starting with ".", and its dot-stuffed wire form. */
 function body(lines: number, width: number): { plain: Buffer; wire: Buffer } {
@@ -178,7 +170,7 @@ describe('SMTP mx: limits, failures and abuse', () => {
   let env: SmtpEnv;
   let dead: number;
   before(async () => {
-    dead = await deadPort();
+    dead = await closedPort();
     env = await startSmtpTenants({ listener: { maxMessageSize: 4096, greetingDelayMs: 150 }, deadA: [dead], optionsA: { xclient: true }, backendA: { xclient: true }, limits: { maxErrors: 3 } });
   });
   after(() => env.close());
@@ -330,10 +322,9 @@ describe('SMTP mx: shutdown', () => {
   });
 });
 
-/** A backend that greets and takes EHLO like SMTP, then answers MAIL with `mailReply` (no valid reply code or separator). */
-async function misspeakingBackend(mailReply: string): Promise<net.Server> {
-  const server = net.createServer((socket) => {
-    socket.on('error', () => {});
+/** Greets and takes EHLO like SMTP, then answers MAIL with `mailReply` (no valid reply code or separator). */
+function misspeak(mailReply: string) {
+  return (socket: net.Socket): void => {
     socket.write('220 odd.example ESMTP\r\n');
     let buffered = '';
     socket.on('data', (chunk) => {
@@ -345,17 +336,14 @@ async function misspeakingBackend(mailReply: string): Promise<net.Server> {
         else if (verb === 'MAIL') socket.write(`${mailReply}\r\n`);
       }
     });
-  });
-  server.listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  return server;
+  };
 }
 
 describe('SMTP mx: a backend whose replies are not SMTP', () => {
   for (const mailReply of ['250x sender ok', '2500 sender ok', 'OK sender']) {
     test(`"${mailReply}" is a protocol error: logged, and the tenant's next backend takes the transaction`, async () => {
-      const odd = await misspeakingBackend(mailReply);
-      const env = await startSmtpTenants({ deadA: [(odd.address() as net.AddressInfo).port] });
+      const odd = await startFakeBackend(misspeak(mailReply));
+      const env = await startSmtpTenants({ deadA: [odd.port] });
       try {
         const c = await greeted(env.port);
         assert.match(await say(c, 'MAIL FROM:<s@example.org>'), /^250/);
@@ -368,7 +356,7 @@ describe('SMTP mx: a backend whose replies are not SMTP', () => {
         assert.ok(env.logs.lines().some((l) => l.includes('backend failed') && l.includes('BACKEND_PROTOCOL')));
       } finally {
         await env.close();
-        odd.close();
+        await odd.close();
       }
     });
   }
